@@ -1,0 +1,123 @@
+"""The shared operator battery: every registered example operator runs through it.
+
+A new operator joins by registering a factory with
+``tomolearn.operators.register_example``; no new test code is needed.
+"""
+
+import math
+
+import pytest
+import torch
+
+from tomolearn.operators import examples
+
+EXAMPLES = examples()
+NAMES = sorted(EXAMPLES)
+
+
+def _rand(shape, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    if dtype.is_complex:
+        return torch.randn(shape, generator=g, dtype=dtype)
+    return torch.randn(shape, generator=g, dtype=dtype)
+
+
+@pytest.fixture(params=NAMES)
+def op(request):
+    return EXAMPLES[request.param]()
+
+
+def test_registry_covers_every_modality():
+    assert any(n.startswith("ct.parallel") for n in NAMES)
+    assert any(n.startswith("ct.fan") for n in NAMES)
+    assert len(NAMES) >= 8
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5),
+                                       (torch.complex128, 1e-10)])
+def test_dot_product_adjoint(op, dtype, tol):
+    x = _rand((3, 2) + op.domain_shape, dtype, 1)
+    y = _rand((3, 2) + op.range_shape, dtype, 2)
+    lhs = torch.vdot(op(x).reshape(-1), y.reshape(-1))
+    rhs = torch.vdot(x.reshape(-1), op.adjoint(y).reshape(-1))
+    scale = op(x).norm() * y.norm()
+    assert abs(lhs - rhs) / scale < tol
+
+
+def test_transpose_operator_is_adjoint(op):
+    y = _rand((2, 1) + op.range_shape, torch.float64, 3)
+    torch.testing.assert_close(op.T(y), op.adjoint(y), rtol=0, atol=0)
+    x = _rand((2, 1) + op.domain_shape, torch.float64, 4)
+    torch.testing.assert_close(op.T.T(x), op(x), rtol=0, atol=0)
+
+
+def test_gradcheck_and_gradgradcheck(op):
+    x = _rand((2, 1) + op.domain_shape, torch.float64, 5).requires_grad_()
+    assert torch.autograd.gradcheck(op, (x,), eps=1e-6, atol=1e-7)
+    assert torch.autograd.gradgradcheck(op, (x,), eps=1e-6, atol=1e-7)
+    y = _rand((2, 1) + op.range_shape, torch.float64, 6).requires_grad_()
+    assert torch.autograd.gradcheck(op.adjoint, (y,), eps=1e-6, atol=1e-7)
+
+
+def test_backward_is_the_adjoint(op):
+    x = _rand((2, 1) + op.domain_shape, torch.float64, 7).requires_grad_()
+    y = _rand((2, 1) + op.range_shape, torch.float64, 8)
+    (op(x) * y).sum().backward()
+    torch.testing.assert_close(x.grad, op.adjoint(y), rtol=1e-12, atol=1e-12)
+
+
+def test_linearity(op):
+    x1 = _rand((2, 1) + op.domain_shape, torch.float64, 9)
+    x2 = _rand((2, 1) + op.domain_shape, torch.float64, 10)
+    torch.testing.assert_close(op(2.5 * x1 - 0.7 * x2), 2.5 * op(x1) - 0.7 * op(x2),
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_batch_equals_loop(op):
+    x = _rand((4, 3) + op.domain_shape, torch.float64, 11)
+    y = _rand((4, 3) + op.range_shape, torch.float64, 12)
+    loop_fwd = torch.stack([torch.stack([op(x[b:b + 1, c:c + 1])[0, 0] for c in range(3)])
+                            for b in range(4)])
+    loop_adj = torch.stack([torch.stack([op.adjoint(y[b:b + 1, c:c + 1])[0, 0] for c in range(3)])
+                            for b in range(4)])
+    torch.testing.assert_close(op(x), loop_fwd, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(op.adjoint(y), loop_adj, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64])
+def test_dtype_and_device_preserved(op, dtype):
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        x = _rand((1, 1) + op.domain_shape, dtype, 13).to(device)
+        y = op(x)
+        assert y.dtype == dtype and y.device.type == device
+        assert tuple(y.shape) == (1, 1) + op.range_shape
+        z = op.adjoint(y)
+        assert z.dtype == dtype and z.device.type == device
+
+
+def test_norm_matches_largest_singular_value(op):
+    dense = op.to_dense()
+    sigma = torch.linalg.matrix_norm(dense, ord=2).item()
+    assert op.norm() == pytest.approx(sigma, rel=1e-4)
+    assert op.norm() == op.norm()  # cached and reproducible
+
+
+def test_to_dense_matches_application(op):
+    dense = op.to_dense()
+    x = _rand((1, 1) + op.domain_shape, torch.float64, 14)
+    torch.testing.assert_close(op(x).reshape(-1), dense @ x.reshape(-1), rtol=1e-10, atol=1e-10)
+
+
+def test_bad_input_is_rejected_with_shape_in_message(op):
+    wrong = (1, 1) + tuple(s + 1 for s in op.domain_shape)
+    with pytest.raises(ValueError, match=r"expects shape \(B, C"):
+        op(torch.zeros(wrong, dtype=torch.float64))
+    with pytest.raises(ValueError, match="got"):
+        op(torch.zeros(op.domain_shape, dtype=torch.float64))  # missing batch dims
+    with pytest.raises(TypeError, match="floating-point"):
+        op(torch.zeros((1, 1) + op.domain_shape, dtype=torch.int64))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        op([0.0])
+    with pytest.raises(ValueError, match=r"expects shape"):
+        op.adjoint(torch.zeros((1, 1) + op.domain_shape + (2,), dtype=torch.float64))
