@@ -56,8 +56,10 @@ __all__ = ["ParallelBeam2D", "FanBeam2D", "RayTransform", "fbp", "FILTERS"]
 #: Version of the matrix builder; part of the cache key.
 _BUILDER_VERSION = 1
 
-#: Above this many estimated non-zeros, ``backend="auto"`` is matrix-free.
-SPARSE_MAX_NNZ = 40_000_000
+#: Above this many estimated stored non-zeros, ``backend="auto"`` is matrix-free
+#: (the sparse backend keeps the matrix and its transpose, 8 bytes per entry
+#: each in float32: 2 GB at this size).
+SPARSE_MAX_NNZ = 130_000_000
 
 #: Bytes of per-chunk working memory the matrix-free path aims for.
 _CHUNK_BYTES = 96 * 2**20
@@ -233,11 +235,11 @@ def _joseph_samples(p: torch.Tensor, d: torch.Tensor, shape, pixel_size: float):
 
     Returns
     -------
-    index : LongTensor (R, S)
-        Flat index ``i * W + j`` of the first of the two interpolated pixels
-        of each sample (S = max(H, W) samples per ray).
-    stride : LongTensor (R, 1)
-        Offset of the second pixel (W when stepping over columns, 1 over rows).
+    index0, index1 : LongTensor (R, S)
+        Flat indices ``i * W + j`` of the two interpolated pixels of each
+        sample (S = max(H, W) samples per ray); the second is the next row
+        (stepping over columns) or the next column (stepping over rows).
+        Indices of pixels outside the image are clamped into it.
     w0, w1 : Tensor (R, S)
         Weights of the two pixels (zero where a pixel is outside the image).
     """
@@ -268,11 +270,10 @@ def _joseph_samples(p: torch.Tensor, d: torch.Tensor, shape, pixel_size: float):
     valid1 = in_a & (b0 + 1 >= 0) & (b0 + 1 < n_b[:, None])
     w0 = torch.where(valid0, (1 - frac) * length[:, None], 0.0)
     w1 = torch.where(valid1, frac * length[:, None], 0.0)
-    index = torch.where(over_cols[:, None], b0 * W + a_long, a_long * W + b0)
-    stride = torch.where(over_cols, W, 1)[:, None]
+    index0 = torch.where(over_cols[:, None], b0 * W + a_long, a_long * W + b0)
+    index1 = index0 + torch.where(over_cols, W, 1)[:, None]
     # Keep every gathered index inside the image; taps outside carry zero weight.
-    index = index.clamp(0, H * W - 1)
-    return index, stride, w0, w1
+    return index0.clamp(0, H * W - 1), index1.clamp(0, H * W - 1), w0, w1
 
 
 def _spec_hash(spec: dict) -> str:
@@ -344,14 +345,16 @@ class RayTransform(LinearOperator):
         self.pixel_size = pixel_size
         if backend not in ("auto", "sparse", "matrix_free"):
             raise ValueError(f"backend must be 'auto', 'sparse' or 'matrix_free', got {backend!r}")
+        self._symmetry_cache = None
         if backend == "auto":
             backend = "sparse" if self.estimated_nnz() <= SPARSE_MAX_NNZ else "matrix_free"
         self.backend = backend
         if cache_dir is None and os.environ.get("TOMOLEARN_CACHE_DIR"):
             cache_dir = os.environ["TOMOLEARN_CACHE_DIR"]
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._matrices = {}  # (device, dtype) -> (A, A^T) sparse CSR
-        self._master = None  # (crow, col, val) float64 numpy CSR of A
+        self._matrices = {}  # (device, dtype) -> (A, A^T) sparse CSR of the base angles
+        self._master = None  # (crow, col, val) float64 numpy CSR, kept while small
+        self._symmetry_cache = None
 
     # -- description ----------------------------------------------------------
     def spec(self) -> dict:
@@ -366,7 +369,11 @@ class RayTransform(LinearOperator):
                 f"backend={self.backend!r}")
 
     def estimated_nnz(self) -> int:
-        """Rough number of non-zeros of the system matrix (two per in-image sample)."""
+        """Rough number of non-zeros of the stored system matrix (two per in-image sample).
+
+        With the quarter-turn symmetry (see :meth:`_symmetry`) only the base
+        angles are stored.
+        """
         H, W = self.domain_shape
         g = self.geometry
         mag = 1.0
@@ -374,7 +381,45 @@ class RayTransform(LinearOperator):
             mag = (g.source_radius + g.detector_radius) / g.source_radius
         per_angle = H * W * 0.9 * mag * self.pixel_size / g.detector_spacing
         per_angle = min(per_angle, g.n_detectors * max(H, W))
-        return int(2 * g.n_angles * per_angle)
+        return int(2 * len(self._symmetry()[0]) * per_angle)
+
+    def _symmetry(self):
+        """Angles whose rows follow from others by a quarter turn of the image.
+
+        For parallel beam on a square grid, the projection at ``theta + pi/2``
+        of an image equals the projection at ``theta`` of the image rotated by
+        a quarter turn (a pixel permutation), so only the ``base`` angles need
+        a stored matrix.  Returns ``(base, rotated, partner)``: angle indices
+        stored, angle indices derived, and for each derived angle the position
+        of its partner within ``base`` (the partners are ``base[:len(rotated)]``).
+        Angles at exactly 45 degrees (where Joseph's axis choice is a tie)
+        are never paired.
+        """
+        if getattr(self, "_symmetry_cache", None) is not None:
+            return self._symmetry_cache
+        g = self.geometry
+        n = g.n_angles
+        angles = np.mod(np.asarray(g.angles), 2 * math.pi)
+        paired_base, rotated = [], []
+        if isinstance(g, ParallelBeam2D) and self.domain_shape[0] == self.domain_shape[1]:
+            used = np.zeros(n, dtype=bool)
+            tie = np.isclose(np.abs(np.cos(angles)), np.abs(np.sin(angles)), rtol=0, atol=1e-9)
+            for i in range(n):
+                if used[i] or tie[i]:
+                    continue
+                target = np.mod(angles[i] + math.pi / 2, 2 * math.pi)
+                dist = np.abs(np.mod(angles - target + math.pi, 2 * math.pi) - math.pi)
+                dist[used | tie] = np.inf
+                dist[i] = np.inf
+                j = int(np.argmin(dist))
+                if dist[j] < 1e-10:
+                    used[i] = used[j] = True
+                    paired_base.append(i)
+                    rotated.append(j)
+        rest = [i for i in range(n) if i not in set(paired_base) | set(rotated)]
+        self._symmetry_cache = (np.array(paired_base + rest, dtype=np.int64),
+                                np.array(rotated, dtype=np.int64))
+        return self._symmetry_cache
 
     # -- Joseph samples for a block of angles ---------------------------------
     def _samples(self, angle_index, dtype, device):
@@ -382,36 +427,48 @@ class RayTransform(LinearOperator):
         p = torch.as_tensor(np.ascontiguousarray(p.reshape(-1, 2)), dtype=torch.float64)
         d = torch.as_tensor(np.ascontiguousarray(d.reshape(-1, 2)), dtype=torch.float64)
         # Sample positions are computed in float64 on the target device, then cast.
-        index, stride, w0, w1 = _joseph_samples(p.to(device), d.to(device), self.domain_shape,
-                                                self.pixel_size)
-        return index, stride, w0.to(dtype), w1.to(dtype)
+        index0, index1, w0, w1 = _joseph_samples(p.to(device), d.to(device), self.domain_shape,
+                                                 self.pixel_size)
+        return index0, index1, w0.to(dtype), w1.to(dtype)
 
-    def _angle_blocks(self, n_channels: int, itemsize: int):
+    def _angle_blocks(self, n_channels: int, itemsize: int, angles=None):
+        """Split ``angles`` (default all) into blocks that fit the working-memory budget."""
+        angles = np.arange(self.geometry.n_angles) if angles is None else angles
         S = max(self.domain_shape)
         per_angle = self.geometry.n_detectors * S * (8 + 2 * 8 + 2 * n_channels * itemsize)
-        size = max(1, min(self.geometry.n_angles, _CHUNK_BYTES // max(per_angle, 1)))
-        for start in range(0, self.geometry.n_angles, size):
-            yield np.arange(start, min(start + size, self.geometry.n_angles))
+        size = max(1, min(len(angles), _CHUNK_BYTES // max(per_angle, 1)))
+        for start in range(0, len(angles), size):
+            yield angles[start:start + size]
 
     # -- sparse matrix --------------------------------------------------------
     def _build_matrix(self):
-        """The system matrix as float64 CSR arrays (crow, col, val)."""
-        rows, cols, vals = [], [], []
+        """The stored system matrix (rows: the base angles) as CSR arrays.
+
+        Returns ``crow`` (int64), ``col`` (int32), ``val`` (float64); built
+        block by block so that the peak memory stays near the final size.
+        """
+        base, _ = self._symmetry()
         n_det = self.geometry.n_detectors
-        for block in self._angle_blocks(1, 8):
-            index, stride, w0, w1 = self._samples(block, torch.float64, "cpu")
-            ray = torch.arange(block[0] * n_det, (block[-1] + 1) * n_det)[:, None].expand_as(index)
-            for idx, w in ((index, w0), (index + stride, w1)):
-                keep = w != 0
-                rows.append(ray[keep])
-                cols.append(idx[keep])
-                vals.append(w[keep])
-        rows, cols, vals = torch.cat(rows), torch.cat(cols), torch.cat(vals)
-        m, n = math.prod(self.range_shape), math.prod(self.domain_shape)
-        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (m, n)).coalesce()
-        csr = coo.to_sparse_csr()
-        return (csr.crow_indices().numpy().astype(np.int64), csr.col_indices().numpy().astype(np.int32),
-                csr.values().numpy())
+        npix = math.prod(self.domain_shape)
+        crows, cols, vals = [np.zeros(1, dtype=np.int64)], [], []
+        offset = 0
+        for block in self._angle_blocks(1, 8, base):
+            index0, index1, w0, w1 = self._samples(block, torch.float64, "cpu")
+            n_rays = index0.shape[0]
+            ray = torch.arange(n_rays)[:, None].expand_as(index0)
+            idx = torch.cat([index0, index1], 1)
+            w = torch.cat([w0, w1], 1)
+            keep = w != 0
+            coo = torch.sparse_coo_tensor(torch.stack([torch.cat([ray, ray], 1)[keep], idx[keep]]),
+                                          w[keep], (n_rays, npix), check_invariants=False)
+            csr = coo.coalesce().to_sparse_csr()
+            crows.append(csr.crow_indices()[1:].numpy() + offset)
+            cols.append(csr.col_indices().numpy().astype(np.int32))
+            vals.append(csr.values().numpy())
+            offset += vals[-1].size
+            del index0, index1, w0, w1, idx, w, keep, coo, csr
+        assert offset == sum(v.size for v in vals) and len(base) * n_det + 1 == sum(c.size for c in crows)
+        return np.concatenate(crows), np.concatenate(cols), np.concatenate(vals)
 
     def _cache_path(self) -> Optional[Path]:
         if self.cache_dir is None:
@@ -434,7 +491,8 @@ class RayTransform(LinearOperator):
         if header.get("sha256") != _arrays_digest(crow, col, val):
             warnings.warn(f"ray-transform cache {path} fails its checksum; rebuilding")
             return None
-        m, n = math.prod(self.range_shape), math.prod(self.domain_shape)
+        m = len(self._symmetry()[0]) * self.geometry.n_detectors
+        n = math.prod(self.domain_shape)
         if crow.shape != (m + 1,) or col.shape != val.shape or (col.size and col.max() >= n):
             warnings.warn(f"ray-transform cache {path} has inconsistent arrays; rebuilding")
             return None
@@ -454,61 +512,93 @@ class RayTransform(LinearOperator):
                 np.savez(buf, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                          crow=arrays[0], col=arrays[1], val=arrays[2])
                 _atomic_write_bytes(path, buf.getvalue())
-        self._master = arrays
+                del buf
         return arrays
 
     def _matrix(self, dtype, device):
+        """Stored matrix and its transpose as sparse CSR tensors of ``dtype`` on ``device``."""
         key = (str(device), dtype)
         if key not in self._matrices:
             crow, col, val = self._master_matrix()
-            m, n = math.prod(self.range_shape), math.prod(self.domain_shape)
-            a = torch.sparse_csr_tensor(torch.from_numpy(crow).int(), torch.from_numpy(col),
-                                        torch.from_numpy(val).to(dtype), (m, n))
-            at = a.to_sparse_coo().t().coalesce().to_sparse_csr()
-            at = torch.sparse_csr_tensor(at.crow_indices().int(), at.col_indices().int(),
-                                         at.values(), (n, m))
+            # Keep the float64 master only while it is small; large ones are rebuilt on demand.
+            self._master = (crow, col, val) if val.size <= 20_000_000 else None
+            m, n = crow.size - 1, math.prod(self.domain_shape)
+            a = torch.sparse_csr_tensor(torch.from_numpy(crow.astype(np.int32)),
+                                        torch.from_numpy(col), torch.from_numpy(val).to(dtype),
+                                        (m, n), check_invariants=False)
+            del crow, col, val
+            csc = a.to_sparse_csc()  # columns of A are the rows of A^T
+            at = torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(),
+                                         (n, m), check_invariants=False)
+            del csc
             self._matrices[key] = (a.to(device), at.to(device))
         return self._matrices[key]
 
     def sparse_matrix(self, dtype=torch.float64, device="cpu") -> torch.Tensor:
-        """The system matrix as a torch sparse CSR tensor ``(n_angles*n_det, H*W)``."""
-        return self._matrix(dtype, torch.device(device))[0]
+        """The full system matrix as a sparse CSR tensor ``(n_angles*n_detectors, H*W)``.
+
+        Assembled from the stored rows (and their quarter-turn partners);
+        meant for inspection and small problems.
+        """
+        m, n = math.prod(self.range_shape), math.prod(self.domain_shape)
+        eye = torch.eye(n, dtype=dtype, device=device) if n <= 4096 else None
+        if eye is None:
+            raise ValueError(f"sparse_matrix is limited to images of at most 4096 pixels, got {n}")
+        dense = self._forward(eye.reshape((n, 1) + self.domain_shape)).reshape(n, m).T
+        return dense.to_sparse_csr()
 
     # -- application ----------------------------------------------------------
     def _forward(self, x):
         if x.is_complex():
             return torch.complex(self._forward(x.real.contiguous()), self._forward(x.imag.contiguous()))
         b, c = x.shape[:2]
-        flat = x.reshape(b * c, -1)
-        if self.backend == "sparse":
-            a, _ = self._matrix(x.dtype, x.device)
-            out = torch.sparse.mm(a, flat.T.contiguous()).T
-        else:
-            out = self._forward_matrix_free(flat)
-        return out.reshape((b, c) + self.range_shape).contiguous()
+        if self.backend == "matrix_free":
+            out = self._forward_matrix_free(x.reshape(b * c, -1))
+            return out.reshape((b, c) + self.range_shape).contiguous()
+        a, _ = self._matrix(x.dtype, x.device)
+        base, rotated = self._symmetry()
+        n_det, bc = self.geometry.n_detectors, b * c
+        cols = x.reshape(bc, -1)
+        if len(rotated):
+            cols = torch.cat([cols, torch.rot90(x, -1, (-2, -1)).reshape(bc, -1)])
+        z = torch.sparse.mm(a, cols.T.contiguous()).T.reshape(-1, len(base), n_det)
+        out = x.new_empty((bc, self.geometry.n_angles, n_det))
+        out[:, torch.from_numpy(base)] = z[:bc]
+        if len(rotated):
+            out[:, torch.from_numpy(rotated)] = z[bc:, :len(rotated)]
+        return out.reshape((b, c) + self.range_shape)
 
     def _adjoint(self, y):
         if y.is_complex():
             return torch.complex(self._adjoint(y.real.contiguous()), self._adjoint(y.imag.contiguous()))
         b, c = y.shape[:2]
-        flat = y.reshape(b * c, -1)
-        if self.backend == "sparse":
-            _, at = self._matrix(y.dtype, y.device)
-            out = torch.sparse.mm(at, flat.T.contiguous()).T
-        else:
-            out = self._adjoint_matrix_free(flat)
-        return out.reshape((b, c) + self.domain_shape).contiguous()
+        if self.backend == "matrix_free":
+            out = self._adjoint_matrix_free(y.reshape(b * c, -1))
+            return out.reshape((b, c) + self.domain_shape).contiguous()
+        _, at = self._matrix(y.dtype, y.device)
+        base, rotated = self._symmetry()
+        bc = b * c
+        sino = y.reshape(bc, self.geometry.n_angles, -1)
+        cols = sino[:, torch.from_numpy(base)]
+        if len(rotated):
+            rot = torch.zeros_like(cols)
+            rot[:, :len(rotated)] = sino[:, torch.from_numpy(rotated)]
+            cols = torch.cat([cols, rot])
+        z = torch.sparse.mm(at, cols.reshape(cols.shape[0], -1).T.contiguous()).T
+        out = z[:bc].reshape((b, c) + self.domain_shape)
+        if len(rotated):
+            out = out + torch.rot90(z[bc:].reshape((b, c) + self.domain_shape), 1, (-2, -1))
+        return out.contiguous()
 
     def _forward_matrix_free(self, flat):
         n_det = self.geometry.n_detectors
         img = flat.T.contiguous()  # (H*W, BC): one gathered row per pixel
         out = flat.new_empty(flat.shape[0], math.prod(self.range_shape))
         for block in self._angle_blocks(flat.shape[0], flat.element_size()):
-            index, stride, w0, w1 = self._samples(block, flat.dtype, flat.device)
-            r, s = index.shape
-            v = img.index_select(0, index.reshape(-1)).reshape(r, s, -1) * w0[..., None]
-            v += img.index_select(0, (index + stride).clamp(max=img.shape[0] - 1).reshape(-1)
-                                  ).reshape(r, s, -1) * w1[..., None]
+            index0, index1, w0, w1 = self._samples(block, flat.dtype, flat.device)
+            r, s = index0.shape
+            v = img.index_select(0, index0.reshape(-1)).reshape(r, s, -1) * w0[..., None]
+            v += img.index_select(0, index1.reshape(-1)).reshape(r, s, -1) * w1[..., None]
             out[:, block[0] * n_det:(block[-1] + 1) * n_det] = v.sum(1).T
         return out
 
@@ -518,12 +608,11 @@ class RayTransform(LinearOperator):
         img = flat.new_zeros(npix, flat.shape[0])
         sino = flat.T  # (n_rays, BC)
         for block in self._angle_blocks(flat.shape[0], flat.element_size()):
-            index, stride, w0, w1 = self._samples(block, flat.dtype, flat.device)
-            r, s = index.shape
+            index0, index1, w0, w1 = self._samples(block, flat.dtype, flat.device)
+            r, s = index0.shape
             yb = sino[block[0] * n_det:(block[-1] + 1) * n_det][:, None, :]  # (r, 1, BC)
-            img.index_add_(0, index.reshape(-1), (yb * w0[..., None]).reshape(r * s, -1))
-            img.index_add_(0, (index + stride).clamp(max=npix - 1).reshape(-1),
-                           (yb * w1[..., None]).reshape(r * s, -1))
+            img.index_add_(0, index0.reshape(-1), (yb * w0[..., None]).reshape(r * s, -1))
+            img.index_add_(0, index1.reshape(-1), (yb * w1[..., None]).reshape(r * s, -1))
         return img.T
 
 
@@ -645,11 +734,13 @@ def fbp(op: RayTransform, sinogram: torch.Tensor, filter: str = "ramp",
 
     if isinstance(g, FanBeam2D):
         R, D = g.source_radius, g.source_radius + g.detector_radius
-        covered = np.ptp(np.mod(angles - angles[0] + math.pi, 2 * math.pi))
-        if n_ang > 1 and covered + 2 * math.pi / n_ang < 2 * math.pi * 0.999:
+        folded = np.sort(np.mod(angles, 2 * math.pi))
+        largest_gap = np.max(np.diff(np.concatenate([folded, [folded[0] + 2 * math.pi]])))
+        if largest_gap > 3 * 2 * math.pi / n_ang:
             raise ValueError(
-                "fan-beam FBP needs angles covering the full circle [0, 2 pi); "
-                f"these cover {math.degrees(covered):.1f} degrees"
+                "fan-beam FBP needs angles covering the full circle [0, 2 pi); these leave a "
+                f"gap of {math.degrees(largest_gap):.1f} degrees (short scans need Parker "
+                "weights, which are not implemented)"
             )
         s = u * R / D  # virtual detector through the rotation centre
         spacing = g.detector_spacing * R / D
@@ -733,3 +824,9 @@ def _example_composed():
     g = ParallelBeam2D(angles=np.linspace(0.1, 2.0, 4), n_detectors=8)
     a = RayTransform(g, image_shape=(5, 5), backend="sparse")
     return a.T @ a - 0.3 * a.T @ a
+
+
+@register_example("ct.parallel.sparse.quarter-turn-symmetric")
+def _example_parallel_symmetric():
+    g = ParallelBeam2D(n_angles=6, n_detectors=10, detector_spacing=0.95, detector_offset=0.2)
+    return RayTransform(g, image_shape=(6, 6), backend="sparse")
