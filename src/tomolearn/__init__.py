@@ -1,5 +1,10 @@
-"""tomolearn: learned image reconstruction for tomography."""
+"""tomolearn: learned image reconstruction for tomography.
+
+Layers (imports point down): ``ct`` and other modalities implement the
+operator protocol of ``operators``; ``phantoms``, ``noise`` and ``metrics``
+make and score data.
+"""
 
 __version__ = "0.1.0"
 
-from . import operators, ct  # noqa: E402,F401
+from . import ct, metrics, noise, operators, phantoms  # noqa: E402,F401

@@ -51,6 +51,9 @@ import torch
 
 from .operators import LinearOperator, register_example
 
+# torch marks its (well-tested) CSR support as beta on every construction; say it once here.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+
 __all__ = ["ParallelBeam2D", "FanBeam2D", "RayTransform", "fbp", "FILTERS"]
 
 #: Version of the matrix builder; part of the cache key.
@@ -60,6 +63,9 @@ _BUILDER_VERSION = 1
 #: (the sparse backend keeps the matrix and its transpose, 8 bytes per entry
 #: each in float32: 2 GB at this size).
 SPARSE_MAX_NNZ = 130_000_000
+
+#: Largest stored matrix whose weights are kept in float64.
+_FLOAT64_MAX_NNZ = 20_000_000
 
 #: Bytes of per-chunk working memory the matrix-free path aims for.
 _CHUNK_BYTES = 96 * 2**20
@@ -444,9 +450,12 @@ class RayTransform(LinearOperator):
     def _build_matrix(self):
         """The stored system matrix (rows: the base angles) as CSR arrays.
 
-        Returns ``crow`` (int64), ``col`` (int32), ``val`` (float64); built
-        block by block so that the peak memory stays near the final size.
+        Returns ``crow`` (int64), ``col`` (int32) and ``val``, float64 for
+        matrices up to :data:`_FLOAT64_MAX_NNZ` non-zeros and float32 above
+        (the operator and its transpose stay exactly consistent either way;
+        only the Joseph weights are rounded).  Built block by block.
         """
+        val_dtype = np.float64 if self.estimated_nnz() <= _FLOAT64_MAX_NNZ else np.float32
         base, _ = self._symmetry()
         n_det = self.geometry.n_detectors
         npix = math.prod(self.domain_shape)
@@ -464,7 +473,7 @@ class RayTransform(LinearOperator):
             csr = coo.coalesce().to_sparse_csr()
             crows.append(csr.crow_indices()[1:].numpy() + offset)
             cols.append(csr.col_indices().numpy().astype(np.int32))
-            vals.append(csr.values().numpy())
+            vals.append(csr.values().numpy().astype(val_dtype, copy=False))
             offset += vals[-1].size
             del index0, index1, w0, w1, idx, w, keep, coo, csr
         assert offset == sum(v.size for v in vals) and len(base) * n_det + 1 == sum(c.size for c in crows)
@@ -520,18 +529,16 @@ class RayTransform(LinearOperator):
         key = (str(device), dtype)
         if key not in self._matrices:
             crow, col, val = self._master_matrix()
-            # Keep the float64 master only while it is small; large ones are rebuilt on demand.
-            self._master = (crow, col, val) if val.size <= 20_000_000 else None
+            # Keep the master only while it is small; large ones are rebuilt on demand.
+            self._master = (crow, col, val) if val.size <= _FLOAT64_MAX_NNZ else None
             m, n = crow.size - 1, math.prod(self.domain_shape)
-            a = torch.sparse_csr_tensor(torch.from_numpy(crow.astype(np.int32)),
-                                        torch.from_numpy(col), torch.from_numpy(val).to(dtype),
-                                        (m, n), check_invariants=False)
-            del crow, col, val
-            csc = a.to_sparse_csc()  # columns of A are the rows of A^T
-            at = torch.sparse_csr_tensor(csc.ccol_indices(), csc.row_indices(), csc.values(),
-                                         (n, m), check_invariants=False)
-            del csc
-            self._matrices[key] = (a.to(device), at.to(device))
+            crow_t, col_t, val_t = _transpose_csr(crow, col, val, n)
+            tensors = []
+            for (r, c, v), shape in (((crow, col, val), (m, n)), ((crow_t, col_t, val_t), (n, m))):
+                tensors.append(torch.sparse_csr_tensor(
+                    torch.from_numpy(r.astype(np.int32)), torch.from_numpy(c),
+                    torch.from_numpy(v).to(dtype), shape, check_invariants=False).to(device))
+            self._matrices[key] = tuple(tensors)
         return self._matrices[key]
 
     def sparse_matrix(self, dtype=torch.float64, device="cpu") -> torch.Tensor:
@@ -614,6 +621,40 @@ class RayTransform(LinearOperator):
             img.index_add_(0, index0.reshape(-1), (yb * w0[..., None]).reshape(r * s, -1))
             img.index_add_(0, index1.reshape(-1), (yb * w1[..., None]).reshape(r * s, -1))
         return img.T
+
+
+def _transpose_csr(crow, col, val, n_cols, block_nnz=4_000_000):
+    """Transpose a CSR matrix (numpy arrays) in blocks of rows, in bounded extra memory.
+
+    Returns ``(crow_t, col_t, val_t)`` of the ``(n_cols, n_rows)`` transpose,
+    with sorted column indices in every row.
+    """
+    counts = np.bincount(col, minlength=n_cols)
+    crow_t = np.zeros(n_cols + 1, dtype=np.int64)
+    np.cumsum(counts, out=crow_t[1:])
+    col_t = np.empty(col.size, dtype=np.int32)
+    val_t = np.empty(val.size, dtype=val.dtype)
+    fill = crow_t[:-1].copy()  # next free slot of every row of the transpose
+    n_rows = crow.size - 1
+    row = 0
+    while row < n_rows:
+        # Rows [row, stop) hold about block_nnz entries.
+        stop = int(np.searchsorted(crow, crow[row] + block_nnz, side="right"))
+        stop = min(max(stop - 1, row + 1), n_rows)
+        e0, e1 = crow[row], crow[stop]
+        c = col[e0:e1]
+        order = np.argsort(c, kind="stable")
+        c_sorted = c[order]
+        starts = np.flatnonzero(np.concatenate([[True], c_sorted[1:] != c_sorted[:-1]]))
+        run_lengths = np.diff(np.concatenate([starts, [c_sorted.size]]))
+        rank = np.arange(c_sorted.size) - np.repeat(starts, run_lengths)
+        pos = fill[c_sorted] + rank
+        rows = np.repeat(np.arange(row, stop, dtype=np.int32), np.diff(crow[row:stop + 1]))
+        col_t[pos] = rows[order]
+        val_t[pos] = val[e0:e1][order]
+        fill[c_sorted[starts]] += run_lengths
+        row = stop
+    return crow_t, col_t, val_t
 
 
 def _arrays_digest(*arrays) -> str:
