@@ -231,55 +231,77 @@ class FanBeam2D(_Geometry2D):
 # --------------------------------------------------------------------------
 # Joseph's method
 # --------------------------------------------------------------------------
-def _joseph_samples(p: torch.Tensor, d: torch.Tensor, shape, pixel_size: float):
-    """Joseph samples of rays ``p + s d`` through an image of ``shape``.
+def _joseph_samples(p: torch.Tensor, d: torch.Tensor, shape, pixel_size: float, dtype):
+    """Joseph samples of the rays ``p + s d`` through an image of ``shape``.
+
+    Each ray is sampled at every column it crosses when it is closer to
+    parallel with the x axis (otherwise at every row), and the image is
+    linearly interpolated between the two pixels of that column (row) that
+    enclose the sample; the sample is weighted with the ray length per
+    column (row).
+
+    Indices refer to the image zero-padded to ``(H + 3, W + 3)`` (one pad
+    row/column before, two after), with pixel ``(i, j)`` at flat index
+    ``(i + 1) * (W + 3) + j + 1``.  Samples outside the image are clamped
+    onto the pad, where they read and write zeros, so no masks are needed.
 
     Parameters
     ----------
-    p, d : torch.Tensor, shape (R, 2)
+    p, d : torch.Tensor, shape (R, 2), float64
         A point on each ray and its direction, physical (x, y) coordinates.
+    shape : (H, W)
+    pixel_size : float
+    dtype : torch.dtype
+        Of the returned weights (positions are computed in float64).
 
     Returns
     -------
-    index0, index1 : LongTensor (R, S)
-        Flat indices ``i * W + j`` of the two interpolated pixels of each
-        sample (S = max(H, W) samples per ray); the second is the next row
-        (stepping over columns) or the next column (stepping over rows).
-        Indices of pixels outside the image are clamped into it.
-    w0, w1 : Tensor (R, S)
-        Weights of the two pixels (zero where a pixel is outside the image).
+    list of (rays, index0, index1, w0, w1)
+        One entry per stepping axis present: ``rays`` (LongTensor (R_g,))
+        are the positions of the group's rays in the input, ``index0`` and
+        ``index1`` (LongTensor (R_g, S)) the padded flat indices of the two
+        interpolated pixels of each of the ``S`` samples, ``w0`` and ``w1``
+        (R_g, S) their weights.
     """
     H, W = shape
-    S = max(H, W)
+    Wp = W + 3
     # Continuous index coordinates: column u = x/ps + (W-1)/2, row v = (H-1)/2 - y/ps.
     pu = p[:, 0] / pixel_size + (W - 1) / 2
     pv = (H - 1) / 2 - p[:, 1] / pixel_size
     du, dv = d[:, 0], -d[:, 1]
     over_cols = du.abs() >= dv.abs()
-    # Along-axis quantities: step along a (cols when over_cols) and interpolate across b.
-    pa = torch.where(over_cols, pu, pv)
-    pb = torch.where(over_cols, pv, pu)
-    da = torch.where(over_cols, du, dv)
-    db = torch.where(over_cols, dv, du)
-    n_a = torch.where(over_cols, W, H)
-    n_b = torch.where(over_cols, H, W)
-    length = pixel_size * torch.sqrt(du * du + dv * dv) / da.abs()
+    groups = []
+    for cols in (True, False):
+        rays = torch.nonzero(over_cols if cols else ~over_cols).reshape(-1)
+        if rays.numel() == 0:
+            continue
+        # Step along axis a (columns or rows), interpolate across axis b.
+        pa, pb = (pu[rays], pv[rays]) if cols else (pv[rays], pu[rays])
+        da, db = (du[rays], dv[rays]) if cols else (dv[rays], du[rays])
+        n_a, n_b = (W, H) if cols else (H, W)
+        length = pixel_size * torch.sqrt(da * da + db * db) / da.abs()
+        a = torch.arange(n_a, device=p.device, dtype=p.dtype)
+        slope = db / da
+        b = (pb - pa * slope)[:, None] + a[None, :] * slope[:, None]
+        b.clamp_(-1, n_b)  # beyond the image: onto the pad
+        b0 = torch.floor(b)
+        w1 = ((b - b0) * length[:, None]).to(dtype)
+        w0 = length[:, None].to(dtype) - w1
+        b0 = b0.long() + 1
+        a_pad = torch.arange(1, n_a + 1, device=p.device)[None, :]
+        if cols:
+            index0 = b0 * Wp + a_pad
+            index1 = index0 + Wp
+        else:
+            index0 = a_pad * Wp + b0
+            index1 = index0 + 1
+        groups.append((rays, index0, index1, w0, w1))
+    return groups
 
-    a = torch.arange(S, device=p.device, dtype=p.dtype)
-    b = pb[:, None] + (a[None, :] - pa[:, None]) * (db / da)[:, None]
-    b0 = torch.floor(b)
-    frac = b - b0
-    b0 = b0.long()
-    a_long = torch.arange(S, device=p.device)[None, :]
-    in_a = a_long < n_a[:, None]
-    valid0 = in_a & (b0 >= 0) & (b0 < n_b[:, None])
-    valid1 = in_a & (b0 + 1 >= 0) & (b0 + 1 < n_b[:, None])
-    w0 = torch.where(valid0, (1 - frac) * length[:, None], 0.0)
-    w1 = torch.where(valid1, frac * length[:, None], 0.0)
-    index0 = torch.where(over_cols[:, None], b0 * W + a_long, a_long * W + b0)
-    index1 = index0 + torch.where(over_cols, W, 1)[:, None]
-    # Keep every gathered index inside the image; taps outside carry zero weight.
-    return index0.clamp(0, H * W - 1), index1.clamp(0, H * W - 1), w0, w1
+
+def _pad(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) -> (N, H + 3, W + 3), the zero padding of :func:`_joseph_samples`."""
+    return torch.nn.functional.pad(images, (1, 2, 1, 2))
 
 
 def _spec_hash(spec: dict) -> str:
@@ -429,13 +451,11 @@ class RayTransform(LinearOperator):
 
     # -- Joseph samples for a block of angles ---------------------------------
     def _samples(self, angle_index, dtype, device):
+        """:func:`_joseph_samples` of the rays of the angles ``angle_index`` (angle-major)."""
         p, d = self.geometry.rays(angle_index)
         p = torch.as_tensor(np.ascontiguousarray(p.reshape(-1, 2)), dtype=torch.float64)
         d = torch.as_tensor(np.ascontiguousarray(d.reshape(-1, 2)), dtype=torch.float64)
-        # Sample positions are computed in float64 on the target device, then cast.
-        index0, index1, w0, w1 = _joseph_samples(p.to(device), d.to(device), self.domain_shape,
-                                                 self.pixel_size)
-        return index0, index1, w0.to(dtype), w1.to(dtype)
+        return _joseph_samples(p.to(device), d.to(device), self.domain_shape, self.pixel_size, dtype)
 
     def _angle_blocks(self, n_channels: int, itemsize: int, angles=None):
         """Split ``angles`` (default all) into blocks that fit the working-memory budget."""
@@ -461,21 +481,25 @@ class RayTransform(LinearOperator):
         npix = math.prod(self.domain_shape)
         crows, cols, vals = [np.zeros(1, dtype=np.int64)], [], []
         offset = 0
+        H, W = self.domain_shape
         for block in self._angle_blocks(1, 8, base):
-            index0, index1, w0, w1 = self._samples(block, torch.float64, "cpu")
-            n_rays = index0.shape[0]
-            ray = torch.arange(n_rays)[:, None].expand_as(index0)
-            idx = torch.cat([index0, index1], 1)
-            w = torch.cat([w0, w1], 1)
-            keep = w != 0
-            coo = torch.sparse_coo_tensor(torch.stack([torch.cat([ray, ray], 1)[keep], idx[keep]]),
-                                          w[keep], (n_rays, npix), check_invariants=False)
+            ray_ids, pixel_ids, weights = [], [], []
+            for rays, index0, index1, w0, w1 in self._samples(block, torch.float64, "cpu"):
+                for index, w in ((index0, w0), (index1, w1)):
+                    i, j = index // (W + 3) - 1, index % (W + 3) - 1
+                    keep = (w != 0) & (i >= 0) & (i < H) & (j >= 0) & (j < W)
+                    ray_ids.append(rays[:, None].expand_as(index)[keep])
+                    pixel_ids.append((i * W + j)[keep])
+                    weights.append(w[keep])
+            n_rays = len(block) * n_det
+            coo = torch.sparse_coo_tensor(torch.stack([torch.cat(ray_ids), torch.cat(pixel_ids)]),
+                                          torch.cat(weights), (n_rays, npix), check_invariants=False)
             csr = coo.coalesce().to_sparse_csr()
             crows.append(csr.crow_indices()[1:].numpy() + offset)
             cols.append(csr.col_indices().numpy().astype(np.int32))
             vals.append(csr.values().numpy().astype(val_dtype, copy=False))
             offset += vals[-1].size
-            del index0, index1, w0, w1, idx, w, keep, coo, csr
+            del ray_ids, pixel_ids, weights, coo, csr
         assert offset == sum(v.size for v in vals) and len(base) * n_det + 1 == sum(c.size for c in crows)
         return np.concatenate(crows), np.concatenate(cols), np.concatenate(vals)
 
@@ -598,29 +622,36 @@ class RayTransform(LinearOperator):
         return out.contiguous()
 
     def _forward_matrix_free(self, flat):
+        """Forward projection of ``flat`` (N, H*W), recomputing samples per block of angles."""
+        H, W = self.domain_shape
         n_det = self.geometry.n_detectors
-        img = flat.T.contiguous()  # (H*W, BC): one gathered row per pixel
-        out = flat.new_empty(flat.shape[0], math.prod(self.range_shape))
+        # One row of N values per padded pixel, so each gather fetches all N images at once.
+        img = _pad(flat.reshape(-1, H, W)).reshape(flat.shape[0], -1).T.contiguous()
+        out = flat.new_empty(flat.shape[0], self.geometry.n_angles * n_det)
         for block in self._angle_blocks(flat.shape[0], flat.element_size()):
-            index0, index1, w0, w1 = self._samples(block, flat.dtype, flat.device)
-            r, s = index0.shape
-            v = img.index_select(0, index0.reshape(-1)).reshape(r, s, -1) * w0[..., None]
-            v += img.index_select(0, index1.reshape(-1)).reshape(r, s, -1) * w1[..., None]
-            out[:, block[0] * n_det:(block[-1] + 1) * n_det] = v.sum(1).T
+            rays_out = out[:, block[0] * n_det:(block[-1] + 1) * n_det]
+            for rays, index0, index1, w0, w1 in self._samples(block, flat.dtype, flat.device):
+                r, s = index0.shape
+                v = img.index_select(0, index0.reshape(-1)).reshape(r, s, -1) * w0[..., None]
+                v += img.index_select(0, index1.reshape(-1)).reshape(r, s, -1) * w1[..., None]
+                rays_out[:, rays] = v.sum(1).T
         return out
 
     def _adjoint_matrix_free(self, flat):
+        """Back-projection of ``flat`` (N, n_angles*n_detectors): the exact transpose."""
+        H, W = self.domain_shape
         n_det = self.geometry.n_detectors
-        npix = math.prod(self.domain_shape)
-        img = flat.new_zeros(npix, flat.shape[0])
-        sino = flat.T  # (n_rays, BC)
+        img = flat.new_zeros((H + 3) * (W + 3), flat.shape[0])
+        sino = flat.T  # (n_rays, N)
         for block in self._angle_blocks(flat.shape[0], flat.element_size()):
-            index0, index1, w0, w1 = self._samples(block, flat.dtype, flat.device)
-            r, s = index0.shape
-            yb = sino[block[0] * n_det:(block[-1] + 1) * n_det][:, None, :]  # (r, 1, BC)
-            img.index_add_(0, index0.reshape(-1), (yb * w0[..., None]).reshape(r * s, -1))
-            img.index_add_(0, index1.reshape(-1), (yb * w1[..., None]).reshape(r * s, -1))
-        return img.T
+            rays_in = sino[block[0] * n_det:(block[-1] + 1) * n_det]
+            for rays, index0, index1, w0, w1 in self._samples(block, flat.dtype, flat.device):
+                r, s = index0.shape
+                yb = rays_in[rays][:, None, :]  # (r, 1, N)
+                img.index_add_(0, index0.reshape(-1), (yb * w0[..., None]).reshape(r * s, -1))
+                img.index_add_(0, index1.reshape(-1), (yb * w1[..., None]).reshape(r * s, -1))
+        img = img.T.reshape(-1, H + 3, W + 3)[:, 1:H + 1, 1:W + 1]
+        return img.reshape(flat.shape[0], -1)
 
 
 def _transpose_csr(crow, col, val, n_cols, block_nnz=4_000_000):
