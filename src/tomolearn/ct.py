@@ -453,8 +453,8 @@ class RayTransform(LinearOperator):
     def _samples(self, angle_index, dtype, device):
         """:func:`_joseph_samples` of the rays of the angles ``angle_index`` (angle-major)."""
         p, d = self.geometry.rays(angle_index)
-        p = torch.as_tensor(np.ascontiguousarray(p.reshape(-1, 2)), dtype=torch.float64)
-        d = torch.as_tensor(np.ascontiguousarray(d.reshape(-1, 2)), dtype=torch.float64)
+        p = torch.from_numpy(np.array(p, dtype=np.float64).reshape(-1, 2))
+        d = torch.from_numpy(np.array(d, dtype=np.float64).reshape(-1, 2))
         return _joseph_samples(p.to(device), d.to(device), self.domain_shape, self.pixel_size, dtype)
 
     def _angle_blocks(self, n_channels: int, itemsize: int, angles=None):
@@ -673,6 +673,9 @@ def _transpose_csr(crow, col, val, n_cols, block_nnz=4_000_000):
         stop = int(np.searchsorted(crow, crow[row] + block_nnz, side="right"))
         stop = min(max(stop - 1, row + 1), n_rows)
         e0, e1 = crow[row], crow[stop]
+        if e1 == e0:  # rays that miss the image
+            row = stop
+            continue
         c = col[e0:e1]
         order = np.argsort(c, kind="stable")
         c_sorted = c[order]
