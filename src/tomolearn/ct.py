@@ -565,19 +565,6 @@ class RayTransform(LinearOperator):
             self._matrices[key] = tuple(tensors)
         return self._matrices[key]
 
-    def sparse_matrix(self, dtype=torch.float64, device="cpu") -> torch.Tensor:
-        """The full system matrix as a sparse CSR tensor ``(n_angles*n_detectors, H*W)``.
-
-        Assembled from the stored rows (and their quarter-turn partners);
-        meant for inspection and small problems.
-        """
-        m, n = math.prod(self.range_shape), math.prod(self.domain_shape)
-        eye = torch.eye(n, dtype=dtype, device=device) if n <= 4096 else None
-        if eye is None:
-            raise ValueError(f"sparse_matrix is limited to images of at most 4096 pixels, got {n}")
-        dense = self._forward(eye.reshape((n, 1) + self.domain_shape)).reshape(n, m).T
-        return dense.to_sparse_csr()
-
     # -- application ----------------------------------------------------------
     def _forward(self, x):
         if x.is_complex():
