@@ -570,43 +570,59 @@ class RayTransform(LinearOperator):
         if x.is_complex():
             return torch.complex(self._forward(x.real.contiguous()), self._forward(x.imag.contiguous()))
         b, c = x.shape[:2]
+        flat = x.reshape((b * c,) + self.domain_shape)
         if self.backend == "matrix_free":
-            out = self._forward_matrix_free(x.reshape(b * c, -1))
-            return out.reshape((b, c) + self.range_shape).contiguous()
-        a, _ = self._matrix(x.dtype, x.device)
-        base, rotated = self._symmetry()
-        n_det, bc = self.geometry.n_detectors, b * c
-        cols = x.reshape(bc, -1)
-        if len(rotated):
-            cols = torch.cat([cols, torch.rot90(x, -1, (-2, -1)).reshape(bc, -1)])
-        z = torch.sparse.mm(a, cols.T.contiguous()).T.reshape(-1, len(base), n_det)
-        out = x.new_empty((bc, self.geometry.n_angles, n_det))
-        out[:, torch.from_numpy(base)] = z[:bc]
-        if len(rotated):
-            out[:, torch.from_numpy(rotated)] = z[bc:, :len(rotated)]
+            out = self._forward_matrix_free(flat.reshape(b * c, -1))
+        else:
+            out = torch.cat([self._forward_sparse(part) for part in flat.split(self._group_size())])
         return out.reshape((b, c) + self.range_shape)
 
     def _adjoint(self, y):
         if y.is_complex():
             return torch.complex(self._adjoint(y.real.contiguous()), self._adjoint(y.imag.contiguous()))
         b, c = y.shape[:2]
+        flat = y.reshape((b * c,) + self.range_shape)
         if self.backend == "matrix_free":
-            out = self._adjoint_matrix_free(y.reshape(b * c, -1))
-            return out.reshape((b, c) + self.domain_shape).contiguous()
-        _, at = self._matrix(y.dtype, y.device)
+            out = self._adjoint_matrix_free(flat.reshape(b * c, -1))
+        else:
+            out = torch.cat([self._adjoint_sparse(part) for part in flat.split(self._group_size())])
+        return out.reshape((b, c) + self.domain_shape)
+
+    def _group_size(self) -> int:
+        # The CSR product needs (pixels, images) column layouts; transposing many large images
+        # at once thrashes the cache, so large batches go through in groups of about 1 M pixels.
+        return max(1, 2**20 // math.prod(self.domain_shape))
+
+    def _forward_sparse(self, images):
+        """(N, H, W) -> (N, n_angles, n_detectors) with the stored matrix."""
+        a, _ = self._matrix(images.dtype, images.device)
         base, rotated = self._symmetry()
-        bc = b * c
-        sino = y.reshape(bc, self.geometry.n_angles, -1)
+        n, n_det = images.shape[0], self.geometry.n_detectors
+        cols = images.reshape(n, -1)
+        if len(rotated):
+            cols = torch.cat([cols, torch.rot90(images, -1, (-2, -1)).reshape(n, -1)])
+        z = torch.sparse.mm(a, cols.T.contiguous()).T.reshape(-1, len(base), n_det)
+        out = images.new_empty((n, self.geometry.n_angles, n_det))
+        out[:, torch.from_numpy(base)] = z[:n]
+        if len(rotated):
+            out[:, torch.from_numpy(rotated)] = z[n:, :len(rotated)]
+        return out
+
+    def _adjoint_sparse(self, sino):
+        """(N, n_angles, n_detectors) -> (N, H, W), the exact transpose of :meth:`_forward_sparse`."""
+        _, at = self._matrix(sino.dtype, sino.device)
+        base, rotated = self._symmetry()
+        n = sino.shape[0]
         cols = sino[:, torch.from_numpy(base)]
         if len(rotated):
             rot = torch.zeros_like(cols)
             rot[:, :len(rotated)] = sino[:, torch.from_numpy(rotated)]
             cols = torch.cat([cols, rot])
         z = torch.sparse.mm(at, cols.reshape(cols.shape[0], -1).T.contiguous()).T
-        out = z[:bc].reshape((b, c) + self.domain_shape)
+        out = z[:n].reshape((n,) + self.domain_shape)
         if len(rotated):
-            out = out + torch.rot90(z[bc:].reshape((b, c) + self.domain_shape), 1, (-2, -1))
-        return out.contiguous()
+            out = out + torch.rot90(z[n:].reshape((n,) + self.domain_shape), 1, (-2, -1))
+        return out
 
     def _forward_matrix_free(self, flat):
         """Forward projection of ``flat`` (N, H*W), recomputing samples per block of angles."""

@@ -4,5 +4,8 @@ Every simulated sample is a pure function of (spec, split, index); see
 :mod:`tomolearn.data.simulation`.
 """
 
+from .datasets import (SHIFTS, SPLIT_SIZES, SimulatedDataset, SpecMismatchError,  # noqa: F401
+                       ellipses_benchmark, shifted_spec, spec_differences)
 from .families import FAMILIES, register_family  # noqa: F401
+from .hdf5 import DatasetFileError, H5Dataset, generate_hdf5, open_hdf5  # noqa: F401
 from .simulation import NoiseSpec, SimulationSpec, sample_rngs, simulate  # noqa: F401

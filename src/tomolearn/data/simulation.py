@@ -4,7 +4,7 @@ A :class:`SimulationSpec` is everything that determines a simulated dataset:
 the image grid, the CT geometry, the oversampled grid used to simulate the
 data, the noise model and the seed.  It is plain data (``to_dict`` /
 ``from_dict``), stored with HDF5 files and model cards, and compared field by
-field (:meth:`SimulationSpec.differences`) so that a model trained on one spec
+field (:func:`tomolearn.data.datasets.spec_differences`) so that a model trained on one spec
 can check that it is evaluated on the same one.
 
 Sample ``i`` of a split is a pure function of ``(spec, split, i)``: its
@@ -167,17 +167,6 @@ class SimulationSpec:
     def replace(self, **changes) -> "SimulationSpec":
         """A copy with some fields changed (``noise`` may be given as a dict)."""
         return dataclasses.replace(self, **changes)
-
-    def differences(self, other: "SimulationSpec") -> list:
-        """Names of the fields (``noise.level`` style for nested ones) that differ."""
-        a, b = self.to_dict(), other.to_dict()
-        out = []
-        for key in a:
-            if isinstance(a[key], dict):
-                out += [f"{key}.{k}" for k in a[key] if a[key][k] != b[key].get(k)]
-            elif a[key] != b[key]:
-                out.append(key)
-        return out
 
     # -- physics --------------------------------------------------------------------
     @property
