@@ -132,6 +132,13 @@ class _Geometry2D:
         k = np.arange(self.n_detectors) - (self.n_detectors - 1) / 2
         return k * self.detector_spacing + self.detector_offset
 
+    def with_angles(self, angles) -> "_Geometry2D":
+        """The same geometry with other angles (radians)."""
+        d = self.spec()
+        del d["type"]
+        d["angles"] = np.asarray(angles, dtype=np.float64)
+        return type(self)(**d)
+
     def spec(self) -> dict:
         """JSON-serialisable description (stored with caches, datasets and models)."""
         d = {"type": type(self).__name__}
@@ -383,6 +390,16 @@ class RayTransform(LinearOperator):
         self._matrices = {}  # (device, dtype) -> (A, A^T) sparse CSR of the base angles
         self._master = None  # (crow, col, val) float64 numpy CSR, kept while small
         self._symmetry_cache = None
+
+    def angle_subset(self, indices) -> "RayTransform":
+        """The ray transform restricted to the angles ``indices`` (for ordered subsets)."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= self.geometry.n_angles:
+            raise ValueError(f"angle indices must lie in [0, {self.geometry.n_angles}), got {idx}")
+        geometry = self.geometry.with_angles(np.asarray(self.geometry.angles)[idx])
+        backend = self.backend
+        return RayTransform(geometry, self.domain_shape, self.pixel_size, backend=backend,
+                            cache_dir=self.cache_dir)
 
     # -- description ----------------------------------------------------------
     def spec(self) -> dict:
