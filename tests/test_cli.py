@@ -70,3 +70,24 @@ def test_bad_input_gives_one_line_and_status_2(args, message):
 def test_help_has_examples():
     for verb in ("info", "demo", "benchmark"):
         assert "examples:" in run(verb, "--help").stdout
+
+
+def test_benchmark_ellipses_json_rows(tmp_path):
+    out = tmp_path / "ell.json"
+    proc = run("benchmark", "ellipses", "--methods", "fbp", "--n", "6", "--json", str(out))
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["method"] == "fbp" and row["dataset"] == "ellipses/test" and row["n"] == 6
+    assert 20 < row["psnr"] < 30 and 0.4 < row["ssim"] < 0.8
+    assert row["psnr_std"] > 0 and row["seconds_per_image"] > 0 and row["dival_psnr"] == 24.22
+    assert "DIVal" in proc.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["benchmark", "ellipses", "--methods", "lpd"], "unknown method 'lpd'"),
+    (["benchmark", "ellipses", "--n", "5000"], "--n must be in [1, 3200]"),
+    (["data", "generate", "cats", "--out", "x.h5"], "unknown dataset 'cats'"),
+    (["data", "generate", "ellipses", "--out", "x.h5", "--shift", "angles-7"], "unknown shift"),
+])
+def test_more_bad_input(args, message):
+    proc = run(*args, check=False)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -186,3 +186,146 @@ def format_operator_table(rows: List[dict]) -> str:
             f"{fmt(r['adjoint_ratio'], '7.1f')}x{r['peak_rss_mb']:>9.0f}")
     lines.append("times are per image (medians); ratio = ASTRA CPU time / ours (> 1: faster)")
     return "\n".join(lines)
+
+
+# -- reconstruction quality on the ellipses benchmark ----------------------------------------
+#: DIVal's published results on the ellipses test split (PSNR dB, SSIM).
+DIVAL_ELLIPSES = {
+    "fbp": (24.22, 0.598), "tv": (27.72, 0.837), "tv-adam": (27.84, 0.850),
+    "iradonmap": (27.83, 0.871), "diptv": (28.94, 0.886), "fbpconvnet": (29.33, 0.897),
+    "lgd": (30.28, 0.915), "lpd": (32.14, 0.939),
+}
+
+#: Hyper-parameters of the classical methods on the ellipses benchmark, chosen on the
+#: validation split by ``tune_ellipses`` (``python -m tomolearn.benchmarks tune``; the
+#: grids and the figures are in docs/solvers.md).
+ELLIPSES_DEFAULTS = {
+    "fbp": {"filter": "hann", "frequency_scaling": 0.705},
+    "tv": {"lam": 2.0, "n_iter": 150, "inner_iter": 10},
+}
+
+
+def reconstruct(method: str, op, y, params: Optional[dict] = None):
+    """Reconstruct ``y`` (B, 1, A, D) with a classical method and its ellipses defaults."""
+    from . import solvers
+    from .ct import fbp
+
+    params = {**ELLIPSES_DEFAULTS.get(method, {}), **(params or {})}
+    if method == "fbp":
+        return fbp(op, y, **params)
+    if method == "tv":
+        return solvers.tv_fista(op, y, **params).x
+    raise ValueError(f"unknown method {method!r}; available: fbp, tv")
+
+
+def benchmark_ellipses(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
+                       split: str = "test", params: Optional[Dict[str, dict]] = None,
+                       progress: Optional[Callable[[int, int], None]] = None) -> List[dict]:
+    """PSNR/SSIM (mean and std over the first ``n`` samples) and time per image, per method.
+
+    Rows follow DESIGN.md's JSON (``method, dataset, n, psnr, psnr_std, ssim,
+    ssim_std, seconds_per_image``) plus DIVal's published figures.
+    """
+    from .data import ellipses_benchmark
+    from .metrics import psnr, ssim
+
+    dataset = ellipses_benchmark(split)
+    n = len(dataset) if n is None else n
+    if not 1 <= n <= len(dataset):
+        raise ValueError(f"n must be in [1, {len(dataset)}], got {n}")
+    op = dataset.operator()
+    rows = []
+    for method in methods:
+        scores_p, scores_s, seconds = [], [], 0.0
+        for start in range(0, n, batch_size):
+            y, x = dataset.batch(range(start, min(start + batch_size, n)))
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                rec = reconstruct(method, op, y, (params or {}).get(method))
+            seconds += time.perf_counter() - t0
+            scores_p.append(psnr(rec, x))
+            scores_s.append(ssim(rec, x))
+            if progress is not None:
+                progress(min(start + batch_size, n), n)
+        p, s = torch.cat(scores_p), torch.cat(scores_s)
+        ref = DIVAL_ELLIPSES.get(method, (None, None))
+        rows.append({
+            "method": method, "dataset": f"ellipses/{split}", "n": n,
+            "psnr": float(p.mean()), "psnr_std": float(p.std()) if n > 1 else 0.0,
+            "ssim": float(s.mean()), "ssim_std": float(s.std()) if n > 1 else 0.0,
+            "seconds_per_image": seconds / n, "dival_psnr": ref[0], "dival_ssim": ref[1],
+            "params": {**ELLIPSES_DEFAULTS.get(method, {}), **(params or {}).get(method, {})},
+            "torch_threads": torch.get_num_threads(),
+        })
+    return rows
+
+
+def format_quality_table(rows: List[dict]) -> str:
+    """Plain-text table of :func:`benchmark_ellipses` rows with DIVal's numbers beside ours."""
+    head = (f"{'method':<12}{'n':>6}{'PSNR':>8}{'±':>6}{'SSIM':>8}{'±':>7}{'s/img':>9}"
+            f"{'DIVal PSNR':>12}{'ΔPSNR':>8}{'DIVal SSIM':>12}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        dp = f"{r['psnr'] - r['dival_psnr']:+8.2f}" if r["dival_psnr"] else f"{'-':>8}"
+        lines.append(f"{r['method']:<12}{r['n']:>6}{r['psnr']:>8.2f}{r['psnr_std']:>6.2f}"
+                     f"{r['ssim']:>8.3f}{r['ssim_std']:>7.3f}{r['seconds_per_image']:>9.4f}"
+                     f"{(r['dival_psnr'] or float('nan')):>12.2f}{dp}{(r['dival_ssim'] or float('nan')):>12.3f}")
+    return "\n".join(lines)
+
+
+def tv_time_to_converge(n_images: int = 5, tolerance_db: float = 0.1, n_iter: int = 600) -> dict:
+    """Iterations and seconds for single-image TV (FISTA) to come within ``tolerance_db`` of its
+    converged PSNR, median over the first ``n_images`` test images (one at a time, batch 1)."""
+    from . import solvers
+    from .data import ellipses_benchmark
+
+    dataset = ellipses_benchmark("test")
+    op = dataset.operator()
+    params = dict(ELLIPSES_DEFAULTS["tv"])
+    params.pop("n_iter")
+    iters, secs = [], []
+    for i in range(n_images):
+        y, x = dataset.batch([i])
+        ref = solvers.tv_fista(op, y, n_iter=n_iter, gt=x, **params)
+        curve = ref.psnr[:, 0].numpy()
+        outside = np.flatnonzero(np.abs(curve[-1] - curve) > tolerance_db)
+        k = int(outside[-1]) + 2 if outside.size else 1  # stays within from iteration k on
+        t0 = time.perf_counter()
+        solvers.tv_fista(op, y, n_iter=k, **params)
+        secs.append(time.perf_counter() - t0)
+        iters.append(k)
+    return {"iterations": float(np.median(iters)), "seconds": float(np.median(secs)),
+            "tolerance_db": tolerance_db, "reference_iterations": n_iter, "n_images": n_images}
+
+
+def tune_ellipses(n: int = 50, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Grid search of the classical methods' hyper-parameters on the first ``n`` validation samples.
+
+    FBP: every filter and ``frequency_scaling`` in 0.3..1.0; TV: ``lam`` in a
+    log grid.  Returns the grids with their mean PSNR and the best values.
+    """
+    say = progress or (lambda msg: None)
+    out = {"n": n, "split": "validation", "fbp": [], "tv": []}
+    from .ct import FILTERS
+    for filt in FILTERS[1:]:
+        for fs in (0.3, 0.4, 0.5, 0.6, 0.7, 0.705, 0.8, 0.9, 1.0):
+            row = benchmark_ellipses(["fbp"], n=n, split="validation",
+                                     params={"fbp": {"filter": filt, "frequency_scaling": fs}})[0]
+            out["fbp"].append({"filter": filt, "frequency_scaling": fs, "psnr": row["psnr"],
+                               "ssim": row["ssim"]})
+        say(f"fbp {filt} done")
+    for lam in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0):
+        row = benchmark_ellipses(["tv"], n=n, split="validation", params={"tv": {"lam": lam}})[0]
+        out["tv"].append({"lam": lam, "psnr": row["psnr"], "ssim": row["ssim"]})
+        say(f"tv lam={lam}: {row['psnr']:.2f} dB")
+    out["best_fbp"] = max(out["fbp"], key=lambda r: r["psnr"])
+    out["best_tv"] = max(out["tv"], key=lambda r: r["psnr"])
+    return out
+
+
+if __name__ == "__main__":  # python -m tomolearn.benchmarks tune [N]
+    import json as _json
+    if len(sys.argv) >= 2 and sys.argv[1] == "tune":
+        result = tune_ellipses(int(sys.argv[2]) if len(sys.argv) > 2 else 50,
+                               progress=lambda m: print(m, file=sys.stderr, flush=True))
+        print(_json.dumps(result, indent=1))

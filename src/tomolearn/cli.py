@@ -25,7 +25,8 @@ EXAMPLES = {
              "  tomolearn data generate rectangles --split test --n 100 --out rectangles.h5"),
     "benchmark": ("tomolearn benchmark operators\n"
                   "  tomolearn benchmark operators --geometries ellipses,fan --batches 1,16 "
-                  "--json operators.json"),
+                  "--json operators.json\n"
+                  "  tomolearn benchmark ellipses --methods fbp,tv --n 100 --json ellipses.json"),
 }
 
 
@@ -208,8 +209,8 @@ def cmd_benchmark(args) -> int:
 
     from .benchmarks import OPERATOR_CASES, benchmark_operators, format_operator_table
 
-    if args.task != "operators":
-        raise UsageError(f"unknown benchmark {args.task!r}; available: operators")
+    if args.task == "ellipses":
+        return _benchmark_ellipses(args)
     unknown = [g for g in args.geometries if g not in OPERATOR_CASES]
     if unknown:
         raise UsageError(f"unknown geometry {unknown[0]!r}; expected some of "
@@ -226,6 +227,37 @@ def cmd_benchmark(args) -> int:
     print(format_operator_table(rows))
     if args.json:
         _write_json(args.json, {"results": rows})
+    return 0
+
+
+def _benchmark_ellipses(args) -> int:
+    from tqdm import tqdm
+
+    from .benchmarks import ELLIPSES_DEFAULTS, benchmark_ellipses, format_quality_table, tv_time_to_converge
+
+    unknown = [m for m in args.methods if m not in ELLIPSES_DEFAULTS]
+    if unknown:
+        raise UsageError(f"unknown method {unknown[0]!r}; available now: {','.join(ELLIPSES_DEFAULTS)} "
+                         "(learned methods arrive with their issue)")
+    if args.n is not None and not 1 <= args.n <= 3200:
+        raise UsageError(f"--n must be in [1, 3200] (the test split), got {args.n}")
+    n = args.n or 3200
+    rows = []
+    for method in args.methods:
+        with tqdm(total=n, desc=method, unit="img", file=sys.stderr, leave=False) as bar:
+            rows += benchmark_ellipses([method], n=n, batch_size=args.batch_size,
+                                       progress=lambda done, total: bar.update(done - bar.n))
+    print(f"DIVal ellipses benchmark, test split, first {n} samples "
+          f"({'all' if n == 3200 else 'a prefix'}); torch threads {rows[0]['torch_threads']}")
+    print(format_quality_table(rows))
+    extra = {}
+    if "tv" in args.methods:
+        extra["tv_single_image"] = tv_time_to_converge()
+        t = extra["tv_single_image"]
+        print(f"TV, one image at a time: within {t['tolerance_db']} dB of its converged PSNR after "
+              f"{t['iterations']:.0f} iterations, {t['seconds']:.2f} s (median of {t['n_images']})")
+    if args.json:
+        _write_json(args.json, {"results": rows, **extra})
     return 0
 
 
@@ -278,7 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="speed and quality benchmarks against peers",
                        epilog="examples:\n  " + EXAMPLES["benchmark"],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=["operators"], help="what to benchmark")
+    p.add_argument("task", choices=["operators", "ellipses"],
+                   help="operators: projector speed against ASTRA; ellipses: reconstruction quality "
+                        "on DIVal's ellipses test split against DIVal's published table")
+    p.add_argument("--methods", type=_csv, default=["fbp", "tv"], help="ellipses: comma-separated methods")
+    p.add_argument("--n", type=int, default=None, help="ellipses: first N test samples (default all 3200)")
+    p.add_argument("--batch-size", type=int, default=50, help="ellipses: images reconstructed together")
     p.add_argument("--geometries", type=_csv, default=["ellipses", "lodopab", "fan"],
                    help="comma-separated: ellipses,lodopab,fan (default all)")
     p.add_argument("--batches", type=lambda v: _csv(v, int), default=[1, 16],
