@@ -30,7 +30,8 @@ def test_demo_runs_end_to_end(tmp_path):
     out = tmp_path / "demo.json"
     proc = run("demo", "--n-images", "2", "--seed", "3", "--json", str(out))
     results = json.loads(out.read_text())["results"]
-    assert [r["image"] for r in results] == ["shepp-logan", "ellipses-0", "ellipses-1"]
+    assert [(r["image"], r["method"]) for r in results] == [
+        (image, method) for image in ("shepp-logan", "ellipses-0", "ellipses-1") for method in ("fbp", "tv")]
     for r in results:
         assert 15 < r["psnr"] < 40 and 0.3 < r["ssim"] < 1 and r["seconds_per_image"] > 0
     assert "PSNR" in proc.stdout

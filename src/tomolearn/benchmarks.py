@@ -200,7 +200,7 @@ DIVAL_ELLIPSES = {
 #: validation split by ``tune_ellipses`` (``python -m tomolearn.benchmarks tune``; the
 #: grids and the figures are in docs/solvers.md).
 ELLIPSES_DEFAULTS = {
-    "fbp": {"filter": "hann", "frequency_scaling": 0.705},
+    "fbp": {"filter": "hamming", "frequency_scaling": 0.7},
     "tv": {"lam": 2.0, "n_iter": 150, "inner_iter": 10},
 }
 
