@@ -13,9 +13,10 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from .files import atomic_write_bytes
 
 EXAMPLES = {
     "info": "tomolearn info\n  tomolearn info --json info.json",
@@ -41,17 +42,7 @@ def _write_json(path: str, payload: dict, overwrite: bool = True) -> None:
         raise UsageError(f"--json {path}: is a directory")
     if not overwrite and target.exists():
         raise UsageError(f"--json {path}: file exists (use --overwrite)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
 
 
 def _csv(value: str, kind=str):

@@ -40,15 +40,15 @@ import io
 import json
 import math
 import os
-import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 
+from .files import atomic_write_bytes
 from .operators import LinearOperator, register_example
 
 # torch marks its (well-tested) CSR support as beta on every construction; say it once here.
@@ -315,21 +315,6 @@ def _spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class RayTransform(LinearOperator):
     """The discrete 2-D ray (Radon / X-ray) transform, Joseph's method.
 
@@ -561,7 +546,7 @@ class RayTransform(LinearOperator):
                 buf = io.BytesIO()
                 np.savez(buf, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
                          crow=arrays[0], col=arrays[1], val=arrays[2])
-                _atomic_write_bytes(path, buf.getvalue())
+                atomic_write_bytes(path, buf.getvalue())
                 del buf
         return arrays
 

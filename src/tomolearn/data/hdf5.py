@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..files import atomic_write_bytes
 from .datasets import SimulatedDataset, SpecMismatchError, spec_differences
 
 __all__ = ["generate_hdf5", "open_hdf5", "H5Dataset", "DatasetFileError"]
@@ -42,13 +42,8 @@ class DatasetFileError(ValueError):
     """A dataset file is missing, truncated, corrupt or not a tomolearn dataset."""
 
 
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _json_bytes(payload: dict) -> bytes:
+    return json.dumps(payload).encode()
 
 
 def _content_hash(f: h5py.File, chunk: int = 512) -> str:
@@ -128,7 +123,7 @@ def generate_hdf5(dataset: SimulatedDataset, path, *, overwrite: bool = False, b
                              chunks=(min(16, n),) + tuple(sample.shape), compression="gzip",
                              compression_opts=4, shuffle=True)
         f.flush()
-        _write_json_atomic(state_file, {"spec": spec_json, "n_done": 0})
+        atomic_write_bytes(state_file, _json_bytes({"spec": spec_json, "n_done": 0}))
     try:
         for start in range(n_done, n, batch_size):
             stop = min(start + batch_size, n)
@@ -136,7 +131,7 @@ def generate_hdf5(dataset: SimulatedDataset, path, *, overwrite: bool = False, b
             f["measurement"][start:stop] = y.to(torch.float32).numpy()
             f["ground_truth"][start:stop] = x.to(torch.float32).numpy()
             f.flush()
-            _write_json_atomic(state_file, {"spec": spec_json, "n_done": stop})
+            atomic_write_bytes(state_file, _json_bytes({"spec": spec_json, "n_done": stop}))
             if progress is not None:
                 progress(stop, n)
         f.attrs["sha256"] = _content_hash(f)
