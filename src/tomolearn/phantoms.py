@@ -135,6 +135,27 @@ def _check_ellipses(ellipses):
     return arr
 
 
+def pixel_centres(shape):
+    """Normalised coordinates of the pixel centres: x of every column, y of every row (top = +1)."""
+    h, w = shape
+    xs = (2.0 * np.arange(w) + 1.0) / w - 1.0
+    ys = 1.0 - (2.0 * np.arange(h) + 1.0) / h
+    return xs, ys
+
+
+def bounding_box(lo_x, hi_x, lo_y, hi_y, shape):
+    """Row and column index ranges ``(i0, i1, j0, j1)`` covering [lo_x, hi_x] x [lo_y, hi_y].
+
+    Normalised coordinates; a one-pixel safety margin, clipped to the image.
+    """
+    h, w = shape
+    j0 = max(int(np.floor((lo_x + 1.0) * w / 2.0 - 0.5)) - 1, 0)
+    j1 = min(int(np.ceil((hi_x + 1.0) * w / 2.0 - 0.5)) + 2, w)
+    i0 = max(int(np.floor((1.0 - hi_y) * h / 2.0 - 0.5)) - 1, 0)
+    i1 = min(int(np.ceil((1.0 - lo_y) * h / 2.0 - 0.5)) + 2, h)
+    return i0, i1, j0, j1
+
+
 def ellipses_image(ellipses, shape):
     """Rasterise a sum of ellipses at the pixel centres of an image.
 
@@ -188,9 +209,7 @@ def ellipses_image(ellipses, shape):
     ell = _check_ellipses(ellipses)
     image = np.zeros((h, w), dtype=np.float64)
 
-    # Pixel centre coordinates; x along columns, y along rows (top = +1).
-    xs = (2.0 * np.arange(w) + 1.0) / w - 1.0
-    ys = 1.0 - (2.0 * np.arange(h) + 1.0) / h
+    xs, ys = pixel_centres((h, w))
 
     for value, a, b, x0, y0, theta in ell:
         if value == 0.0:
@@ -199,12 +218,8 @@ def ellipses_image(ellipses, shape):
         # Exact half-extents of the rotated ellipse's bounding box.
         half_x = np.sqrt((a * c) ** 2 + (b * s) ** 2)
         half_y = np.sqrt((a * s) ** 2 + (b * c) ** 2)
-        # Index ranges (with a one-pixel safety margin; the inclusion test
-        # below is exact, the box only limits the work).
-        j0 = max(int(np.floor((x0 - half_x + 1.0) * w / 2.0 - 0.5)) - 1, 0)
-        j1 = min(int(np.ceil((x0 + half_x + 1.0) * w / 2.0 - 0.5)) + 2, w)
-        i0 = max(int(np.floor((1.0 - (y0 + half_y)) * h / 2.0 - 0.5)) - 1, 0)
-        i1 = min(int(np.ceil((1.0 - (y0 - half_y)) * h / 2.0 - 0.5)) + 2, h)
+        # The inclusion test below is exact; the box only limits the work.
+        i0, i1, j0, j1 = bounding_box(x0 - half_x, x0 + half_x, y0 - half_y, y0 + half_y, (h, w))
         if j0 >= j1 or i0 >= i1:
             continue
         dx = xs[j0:j1][None, :] - x0

@@ -91,28 +91,10 @@ _LESION_RADIUS_PX128 = (1.5, 4.0)
 _LESION_CONTRAST = (0.2, 0.6)
 
 
-def _pixel_centres(shape):
-    """x of every column and y of every row (normalised coordinates)."""
-    h, w = shape
-    xs = (2.0 * np.arange(w) + 1.0) / w - 1.0
-    ys = 1.0 - (2.0 * np.arange(h) + 1.0) / h
-    return xs, ys
-
-
 def _square_size(size) -> int:
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
     return int(size)
-
-
-def _box(lo_x, hi_x, lo_y, hi_y, shape):
-    """Row/column index ranges covering the box [lo_x, hi_x] x [lo_y, hi_y] (1-pixel margin)."""
-    h, w = shape
-    j0 = max(int(np.floor((lo_x + 1.0) * w / 2.0 - 0.5)) - 1, 0)
-    j1 = min(int(np.ceil((hi_x + 1.0) * w / 2.0 - 0.5)) + 2, w)
-    i0 = max(int(np.floor((1.0 - hi_y) * h / 2.0 - 0.5)) - 1, 0)
-    i1 = min(int(np.ceil((1.0 - lo_y) * h / 2.0 - 0.5)) + 2, h)
-    return i0, i1, j0, j1
 
 
 def _as_torch(image: np.ndarray) -> torch.Tensor:
@@ -152,7 +134,7 @@ def rectangles_image(rectangles, size) -> np.ndarray:
     if not np.all(np.isfinite(rects)) or np.any(rects[:, 1:3] <= 0):
         raise ValueError("rectangles must be finite with positive half widths")
     shape = (size, size)
-    xs, ys = _pixel_centres(shape)
+    xs, ys = phantoms.pixel_centres(shape)
     image = np.zeros(shape, dtype=np.float64)
     for value, a, b, x0, y0, theta in rects:
         if value == 0.0:
@@ -160,7 +142,7 @@ def rectangles_image(rectangles, size) -> np.ndarray:
         c, s = np.cos(theta), np.sin(theta)
         half_x = a * abs(c) + b * abs(s)
         half_y = a * abs(s) + b * abs(c)
-        i0, i1, j0, j1 = _box(x0 - half_x, x0 + half_x, y0 - half_y, y0 + half_y, shape)
+        i0, i1, j0, j1 = phantoms.bounding_box(x0 - half_x, x0 + half_x, y0 - half_y, y0 + half_y, shape)
         if i0 >= i1 or j0 >= j1:
             continue
         dx = xs[j0:j1][None, :] - x0
@@ -243,10 +225,10 @@ def polygon_mask(vertices, size) -> np.ndarray:
         raise ValueError("vertices must be finite")
     shape = (size, size)
     mask = np.zeros(shape, dtype=bool)
-    i0, i1, j0, j1 = _box(v[:, 0].min(), v[:, 0].max(), v[:, 1].min(), v[:, 1].max(), shape)
+    i0, i1, j0, j1 = phantoms.bounding_box(v[:, 0].min(), v[:, 0].max(), v[:, 1].min(), v[:, 1].max(), shape)
     if i0 >= i1 or j0 >= j1:
         return mask
-    xs, ys = _pixel_centres(shape)
+    xs, ys = phantoms.pixel_centres(shape)
     px = xs[j0:j1][None, None, :]                      # (1, 1, w)
     py = ys[i0:i1][None, :, None]                      # (1, h, 1)
     x1, y1 = v[:, 0][:, None, None], v[:, 1][:, None, None]  # (m, 1, 1)
@@ -357,7 +339,7 @@ def smooth_texture(rng: np.random.Generator, size: int, n_waves: int = _TEXTURE_
     rho = rng.uniform(lo, hi, n_waves)
     direction = rng.uniform(0.0, 2.0 * np.pi, n_waves)
     phi = rng.uniform(0.0, 2.0 * np.pi, n_waves)
-    xs, ys = _pixel_centres((size, size))
+    xs, ys = phantoms.pixel_centres((size, size))
     # cos(ax + ay) = cos ax cos ay - sin ax sin ay, as two (H, J) @ (J, W) products.
     ax = 2.0 * np.pi * (rho * np.cos(direction))[:, None] * xs[None, :] + phi[:, None]  # (J, W)
     ay = 2.0 * np.pi * (rho * np.sin(direction))[:, None] * ys[None, :]                 # (J, H)
@@ -444,7 +426,7 @@ def add_lesions(image, rng: np.random.Generator):
     contrast = rng.uniform(_LESION_CONTRAST[0], _LESION_CONTRAST[1], m)
 
     rows, cols = np.divmod(pixel, w)
-    xs, ys = _pixel_centres((h, w))
+    xs, ys = phantoms.pixel_centres((h, w))
     cx = xs[cols] + 2.0 * jitter[:, 0] / w
     cy = ys[rows] - 2.0 * jitter[:, 1] / h
     radius = 2.0 * radius_px / w
