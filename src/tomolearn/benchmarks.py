@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .ct import FanBeam2D, ParallelBeam2D, RayTransform
+from .learned import FBP_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ DIVAL_ELLIPSES = {
 #: validation split by ``tune_ellipses`` (``python -m tomolearn.benchmarks tune``; the
 #: grids and the figures are in docs/solvers.md).
 ELLIPSES_DEFAULTS = {
-    "fbp": {"filter": "hamming", "frequency_scaling": 0.7},
+    "fbp": dict(FBP_DEFAULTS),  # defined beside FBPConvNet, which starts from the same FBP
     "tv": {"lam": 2.0, "n_iter": 150, "inner_iter": 10},
 }
 

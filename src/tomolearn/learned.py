@@ -40,8 +40,8 @@ from .operators import LinearOperator
 
 __all__ = ["UNet", "FBPConvNet", "LearnedGradientDescent", "LearnedPrimalDual"]
 
-#: Default FBP settings of :class:`FBPConvNet`; the same values as the
-#: ellipses benchmark's tuned FBP baseline (``benchmarks.ELLIPSES_DEFAULTS``).
+#: FBP settings of the ellipses benchmark, chosen on its validation split (grid in
+#: docs/solvers.md); the FBP baseline and the start of :class:`FBPConvNet` both use them.
 FBP_DEFAULTS = {"filter": "hamming", "frequency_scaling": 0.7}
 
 
