@@ -373,8 +373,7 @@ class RayTransform(LinearOperator):
             cache_dir = os.environ["TOMOLEARN_CACHE_DIR"]
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._matrices = {}  # (device, dtype) -> (A, A^T) sparse CSR of the base angles
-        self._master = None  # (crow, col, val) float64 numpy CSR, kept while small
-        self._symmetry_cache = None
+        self._master = None  # (crow, col, val) numpy CSR, kept while small
 
     def angle_subset(self, indices) -> "RayTransform":
         """The ray transform restricted to the angles ``indices`` (for ordered subsets)."""
@@ -382,8 +381,7 @@ class RayTransform(LinearOperator):
         if idx.size == 0 or idx.min() < 0 or idx.max() >= self.geometry.n_angles:
             raise ValueError(f"angle indices must lie in [0, {self.geometry.n_angles}), got {idx}")
         geometry = self.geometry.with_angles(np.asarray(self.geometry.angles)[idx])
-        backend = self.backend
-        return RayTransform(geometry, self.domain_shape, self.pixel_size, backend=backend,
+        return RayTransform(geometry, self.domain_shape, self.pixel_size, backend=self.backend,
                             cache_dir=self.cache_dir)
 
     # -- description ----------------------------------------------------------
@@ -425,7 +423,7 @@ class RayTransform(LinearOperator):
         Angles at exactly 45 degrees (where Joseph's axis choice is a tie)
         are never paired.
         """
-        if getattr(self, "_symmetry_cache", None) is not None:
+        if self._symmetry_cache is not None:
             return self._symmetry_cache
         g = self.geometry
         n = g.n_angles
