@@ -109,7 +109,8 @@ class _Apply(torch.autograd.Function):
     def forward(ctx, x, op, adjoint):
         ctx.op = op
         ctx.adjoint = adjoint
-        return op._adjoint(x) if adjoint else op._forward(x)
+        with torch.autocast(x.device.type, enabled=False):  # operators run in the input's precision
+            return op._adjoint(x) if adjoint else op._forward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -117,6 +118,16 @@ class _Apply(torch.autograd.Function):
         # convention for complex tensors as well).  Going through _Apply again
         # keeps the backward differentiable, so double backward works.
         return _Apply.apply(grad.contiguous(), ctx.op, not ctx.adjoint), None, None
+
+
+def _full_precision(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision input (mixed-precision training) is applied in float32.
+
+    Line integrals accumulate hundreds of terms, too many for float16/bfloat16,
+    and sparse kernels do not support them; the result is float32, which
+    autocast regions accept.
+    """
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class LinearOperator(Operator):
@@ -134,12 +145,12 @@ class LinearOperator(Operator):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``A x`` for ``x`` of shape ``(B, C, *domain_shape)``; differentiable."""
         self._check(x, self.domain_shape, "forward")
-        return _Apply.apply(x, self, False)
+        return _Apply.apply(_full_precision(x), self, False)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``A^H y`` for ``y`` of shape ``(B, C, *range_shape)``; differentiable."""
         self._check(y, self.range_shape, "adjoint")
-        return _Apply.apply(y, self, True)
+        return _Apply.apply(_full_precision(y), self, True)
 
     def _adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
