@@ -8,3 +8,4 @@ make and score data.
 __version__ = "0.1.0"
 
 from . import ct, data, learned, metrics, noise, operators, phantoms, solvers  # noqa: E402,F401
+from .weights import load  # noqa: E402,F401

@@ -24,6 +24,9 @@ EXAMPLES = {
     "data": ("tomolearn data generate ellipses --split train --out ellipses_train.h5\n"
              "  tomolearn data generate ellipses --split test --n 100 --shift noise-5% --out test_noise5.h5\n"
              "  tomolearn data generate rectangles --split test --n 100 --out rectangles.h5"),
+    "train": ("tomolearn train configs/lpd-ellipses.yaml\n"
+              "  tomolearn train my.yaml --out runs/lpd2 --max-steps 100   # then: --resume\n"
+              "  torchrun --standalone --nproc_per_node 4 -m tomolearn train my.yaml   # data-parallel"),
     "benchmark": ("tomolearn benchmark operators\n"
                   "  tomolearn benchmark operators --geometries ellipses,fan --batches 1,16 "
                   "--json operators.json\n"
@@ -232,12 +235,11 @@ def cmd_benchmark(args) -> int:
 def _benchmark_ellipses(args) -> int:
     from tqdm import tqdm
 
-    from .benchmarks import ELLIPSES_DEFAULTS, benchmark_ellipses, format_quality_table, tv_time_to_converge
+    from .benchmarks import LEARNED, METHODS, benchmark_ellipses, format_quality_table, tv_time_to_converge
 
-    unknown = [m for m in args.methods if m not in ELLIPSES_DEFAULTS]
+    unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
-        raise UsageError(f"unknown method {unknown[0]!r}; available now: {','.join(ELLIPSES_DEFAULTS)} "
-                         "(learned methods arrive with their issue)")
+        raise UsageError(f"unknown method {unknown[0]!r}; available: {','.join(METHODS)}")
     if args.n is not None and not 1 <= args.n <= 3200:
         raise UsageError(f"--n must be in [1, 3200] (the test split), got {args.n}")
     n = args.n or 3200
@@ -245,6 +247,7 @@ def _benchmark_ellipses(args) -> int:
     for method in args.methods:
         with tqdm(total=n, desc=method, unit="img", file=sys.stderr, leave=False) as bar:
             rows += benchmark_ellipses([method], n=n, batch_size=args.batch_size,
+                                       params={method: {"amp": True}} if args.amp and method in LEARNED else None,
                                        progress=lambda done, total: bar.update(done - bar.n))
     print(f"DIVal ellipses benchmark, test split, first {n} samples "
           f"({'all' if n == 3200 else 'a prefix'}); torch threads {rows[0]['torch_threads']}")
@@ -257,6 +260,21 @@ def _benchmark_ellipses(args) -> int:
               f"{t['iterations']:.0f} iterations, {t['seconds']:.2f} s (median of {t['n_images']})")
     if args.json:
         _write_json(args.json, {"results": rows, **extra})
+    return 0
+
+
+# -- train ------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .train import trainer_from_config
+
+    trainer = trainer_from_config(args.config, out_dir=args.out, progress=not args.quiet)
+    summary = trainer.fit(resume=args.resume, max_steps=args.max_steps)
+    if trainer.rank == 0:
+        best = summary["best"]
+        best_text = (f"best validation PSNR {best['psnr']:.2f} dB / SSIM {best['ssim']:.3f} at step "
+                     f"{best['step']}" if best["step"] else "no validation yet")
+        print(f"{summary['stopped']}: {summary['steps']} steps, {summary['samples_seen']} samples "
+              f"in {summary['seconds']:.0f} s; {best_text}; run directory {trainer.out_dir}")
     return 0
 
 
@@ -307,6 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_data)
 
+    p = sub.add_parser("train", help="train a learned reconstructor from a YAML configuration",
+                       epilog="examples:\n  " + EXAMPLES["train"],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", metavar="CONFIG.yaml",
+                   help="training configuration (keys: out_dir, model, data, train; see docs/training.md)")
+    p.add_argument("--out", default=None, metavar="DIR", help="run directory (default: the config's out_dir)")
+    p.add_argument("--resume", action="store_true", help="continue the run in the run directory")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many steps (the schedule keeps its length; resume later)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("benchmark", help="speed and quality benchmarks against peers",
                        epilog="examples:\n  " + EXAMPLES["benchmark"],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -316,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", type=_csv, default=["fbp", "tv"], help="ellipses: comma-separated methods")
     p.add_argument("--n", type=int, default=None, help="ellipses: first N test samples (default all 3200)")
     p.add_argument("--batch-size", type=int, default=50, help="ellipses: images reconstructed together")
+    p.add_argument("--amp", action="store_true",
+                   help="ellipses: run the learned methods in bfloat16 (CPU) / float16 (CUDA) autocast")
     p.add_argument("--geometries", type=_csv, default=["ellipses", "lodopab", "fan"],
                    help="comma-separated: ellipses,lodopab,fan (default all)")
     p.add_argument("--batches", type=lambda v: _csv(v, int), default=[1, 16],
@@ -332,10 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .train import TrainingDivergedError
     try:
         return args.func(args)
     except (UsageError, ValueError, TypeError, FileNotFoundError, FileExistsError,
-            PermissionError) as e:
+            PermissionError, TrainingDivergedError) as e:
         if args.debug:
             raise
         print(f"tomolearn {args.verb}: error: {e}", file=sys.stderr)
