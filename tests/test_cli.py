@@ -84,7 +84,7 @@ def test_benchmark_ellipses_json_rows(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["benchmark", "ellipses", "--methods", "lpd"], "unknown method 'lpd'"),
+    (["benchmark", "ellipses", "--methods", "unet"], "unknown method 'unet'"),
     (["benchmark", "ellipses", "--n", "5000"], "--n must be in [1, 3200]"),
     (["data", "generate", "cats", "--out", "x.h5"], "unknown dataset 'cats'"),
     (["data", "generate", "ellipses", "--out", "x.h5", "--shift", "angles-7"], "unknown shift"),

@@ -206,17 +206,48 @@ ELLIPSES_DEFAULTS = {
 }
 
 
+#: Learned methods: name -> the shipped weights (:func:`tomolearn.load`) trained on the benchmark.
+LEARNED = {"fbpconvnet": "fbpconvnet-ellipses", "lgd": "lgd-ellipses", "lpd": "lpd-ellipses"}
+
+#: Every method :func:`reconstruct` knows, classical first.
+METHODS = tuple(ELLIPSES_DEFAULTS) + tuple(LEARNED)
+
+_loaded: Dict[tuple, torch.nn.Module] = {}
+
+
+def learned_model(method: str, op, device="cpu"):
+    """The shipped model of a learned ``method`` bound to ``op`` on ``device`` (loaded once)."""
+    from .weights import load
+
+    key = (method, id(op), str(device))
+    if key not in _loaded:
+        _loaded[key] = load(LEARNED[method], op=op, device=device)
+    return _loaded[key]
+
+
 def reconstruct(method: str, op, y, params: Optional[dict] = None):
-    """Reconstruct ``y`` (B, 1, A, D) with a classical method and its ellipses defaults."""
+    """Reconstruct ``y`` (B, 1, A, D) -> (B, 1, H, W) with ``method`` (one of :data:`METHODS`).
+
+    Classical methods use their ellipses defaults (:data:`ELLIPSES_DEFAULTS`,
+    overridden by ``params``); learned methods use the shipped weights bound
+    to ``op`` (``params`` may hold ``{"amp": True}`` for bfloat16/float16 autocast).
+    """
     from . import solvers
     from .ct import fbp
 
+    if method in LEARNED:
+        model = learned_model(method, op, y.device)
+        amp = bool((params or {}).get("amp", False))
+        with torch.no_grad(), torch.autocast(y.device.type, enabled=amp,
+                                             dtype=torch.bfloat16 if y.device.type == "cpu"
+                                             else torch.float16):
+            return model(y).float()
     params = {**ELLIPSES_DEFAULTS.get(method, {}), **(params or {})}
     if method == "fbp":
         return fbp(op, y, **params)
     if method == "tv":
         return solvers.tv_fista(op, y, **params).x
-    raise ValueError(f"unknown method {method!r}; available: fbp, tv")
+    raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
 
 
 def benchmark_ellipses(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
@@ -250,26 +281,34 @@ def benchmark_ellipses(methods: List[str], n: Optional[int] = None, batch_size: 
                 progress(min(start + batch_size, n), n)
         p, s = torch.cat(scores_p), torch.cat(scores_s)
         ref = DIVAL_ELLIPSES.get(method, (None, None))
+        extra = {}
+        if method in LEARNED:
+            card = learned_model(method, op).card
+            extra = {"n_parameters": card["n_parameters"], "weights": LEARNED[method],
+                     "training_samples_seen": card["training"]["samples_seen"],
+                     "training_seconds": card["training"]["seconds"],
+                     "training_hardware": card["training"]["hardware"]}
         rows.append({
             "method": method, "dataset": f"ellipses/{split}", "n": n,
             "psnr": float(p.mean()), "psnr_std": float(p.std()) if n > 1 else 0.0,
             "ssim": float(s.mean()), "ssim_std": float(s.std()) if n > 1 else 0.0,
             "seconds_per_image": seconds / n, "dival_psnr": ref[0], "dival_ssim": ref[1],
             "params": {**ELLIPSES_DEFAULTS.get(method, {}), **(params or {}).get(method, {})},
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), **extra,
         })
     return rows
 
 
 def format_quality_table(rows: List[dict]) -> str:
     """Plain-text table of :func:`benchmark_ellipses` rows with DIVal's numbers beside ours."""
-    head = (f"{'method':<12}{'n':>6}{'PSNR':>8}{'±':>6}{'SSIM':>8}{'±':>7}{'s/img':>9}"
+    head = (f"{'method':<12}{'n':>6}{'PSNR':>8}{'±':>6}{'SSIM':>8}{'±':>7}{'s/img':>9}{'params':>9}"
             f"{'DIVal PSNR':>12}{'ΔPSNR':>8}{'DIVal SSIM':>12}")
     lines = [head, "-" * len(head)]
     for r in rows:
         dp = f"{r['psnr'] - r['dival_psnr']:+8.2f}" if r["dival_psnr"] else f"{'-':>8}"
+        n_par = f"{r['n_parameters'] / 1e3:.0f}k" if r.get("n_parameters") else "-"
         lines.append(f"{r['method']:<12}{r['n']:>6}{r['psnr']:>8.2f}{r['psnr_std']:>6.2f}"
-                     f"{r['ssim']:>8.3f}{r['ssim_std']:>7.3f}{r['seconds_per_image']:>9.4f}"
+                     f"{r['ssim']:>8.3f}{r['ssim_std']:>7.3f}{r['seconds_per_image']:>9.4f}{n_par:>9}"
                      f"{(r['dival_psnr'] or float('nan')):>12.2f}{dp}{(r['dival_ssim'] or float('nan')):>12.3f}")
     return "\n".join(lines)
 
