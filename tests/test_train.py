@@ -310,3 +310,23 @@ def test_torchrun_two_processes_equal_single_process(tmp_path):
     la = (tmp_path / "single" / "train.csv").read_text().splitlines()
     lb = (tmp_path / "ddp" / "train.csv").read_text().splitlines()
     assert len(la) == len(lb) == 7
+
+
+def test_trainer_on_user_tensors_and_load_with_operator(tmp_path):
+    """The Python route of docs/training.md: own pairs, own operator, then tl.load(path, op=...)."""
+    op = tl.ct.RayTransform(tl.ct.ParallelBeam2D(n_angles=6, n_detectors=23), image_shape=(16, 16))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 1, 16, 16, generator=g)
+    data = torch.utils.data.TensorDataset(op(x).detach(), x)
+    model = build_model("lgd", op, n_iter=2, channels=4)
+    trainer = T.Trainer(model, data, data, out_dir=tmp_path, steps=4, batch_size=4, val_every=2,
+                        tensorboard=False, progress=False,
+                        card={"model": {"name": "lgd", "params": {"n_iter": 2, "channels": 4}}})
+    trainer.fit()
+    loaded = tl.load(tmp_path / "final.safetensors", op=op)
+    torch.testing.assert_close(loaded(data[0][0][None]), trainer.model.eval()(data[0][0][None]))
+    with pytest.raises(ValueError, match="card has no usable data spec|pass"):
+        tl.load(tmp_path / "final.safetensors")
+    other = tl.ct.RayTransform(tl.ct.ParallelBeam2D(n_angles=6, n_detectors=23), image_shape=(20, 20))
+    with pytest.raises(ValueError, match="domain_shape"):
+        tl.load(tmp_path / "final.safetensors", op=other)

@@ -338,6 +338,85 @@ def tv_time_to_converge(n_images: int = 5, tolerance_db: float = 0.1, n_iter: in
             "tolerance_db": tolerance_db, "reference_iterations": n_iter, "n_images": n_images}
 
 
+def learned_speed(methods=("fbpconvnet", "lgd", "lpd"), batch: int = 16, repeats: int = 5,
+                  train_batch: int = 8, progress: Optional[Callable[[str], None]] = None) -> List[dict]:
+    """Inference and training speed of the learned methods on the ellipses geometry (CPU or CUDA).
+
+    For each method: milliseconds per image at ``batch`` in float32 and in
+    bfloat16 autocast, each with the default (NCHW) and the channels-last
+    memory format; the share of the forward pass spent in the operator (its
+    ``_forward`` / ``_adjoint`` calls timed in place); and the training
+    throughput (samples/s of forward + backward + Adam step at
+    ``train_batch``, bfloat16 autocast, as the shipped runs trained).
+    Untrained weights of the shipped architectures are used (speed does not
+    depend on the values).  Medians of ``repeats``.
+    """
+    from .data import ellipses_benchmark
+    from .weights import build_model
+
+    say = progress or (lambda msg: None)
+    dataset = ellipses_benchmark("test", size=max(batch, train_batch))
+    op = dataset.operator()
+    y, x = dataset.batch(range(max(batch, train_batch)))
+    arch = {"fbpconvnet": {"channels": 16, "depth": 4}, "lgd": {}, "lpd": {}}
+    rows = []
+    for method in methods:
+        model = build_model(method, op, **arch[method]).eval()
+        row = {"method": method, "batch": batch, "n_parameters": model.n_parameters,
+               "torch_threads": torch.get_num_threads()}
+        for amp in (False, True):
+            for fmt in ("nchw", "channels_last"):
+                model = model.to(memory_format=torch.channels_last if fmt == "channels_last"
+                                 else torch.contiguous_format)
+
+                def run():
+                    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                        model(y[:batch])
+
+                run()
+                key = f"{'bf16' if amp else 'fp32'}_{fmt}_ms"
+                row[key] = _median_seconds(run, repeats) * 1e3 / batch
+                say(f"{method} {key}: {row[key]:.1f} ms/image")
+        # operator share of a float32 forward pass
+        spent = [0.0]
+        fwd, adj = op._forward, op._adjoint
+
+        def timed(fn):
+            def call(z):
+                t0 = time.perf_counter()
+                out = fn(z)
+                spent[0] += time.perf_counter() - t0
+                return out
+            return call
+
+        op._forward, op._adjoint = timed(fwd), timed(adj)
+        try:
+            model = model.to(memory_format=torch.contiguous_format)
+            with torch.no_grad():
+                t0 = time.perf_counter()
+                model(y[:batch])
+                total = time.perf_counter() - t0
+        finally:
+            del op._forward, op._adjoint
+        row["operator_share"] = spent[0] / total
+        # training throughput
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), 1e-4)
+
+        def step():
+            opt.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(y[:train_batch])
+            torch.mean((out.float() - x[:train_batch]) ** 2).backward()
+            opt.step()
+
+        step()
+        row["train_samples_per_s"] = train_batch / _median_seconds(step, max(2, repeats // 2))
+        say(f"{method} training: {row['train_samples_per_s']:.1f} samples/s")
+        rows.append(row)
+    return rows
+
+
 def tune_ellipses(n: int = 50, progress: Optional[Callable[[str], None]] = None) -> dict:
     """Grid search of the classical methods' hyper-parameters on the first ``n`` validation samples.
 
@@ -363,8 +442,11 @@ def tune_ellipses(n: int = 50, progress: Optional[Callable[[str], None]] = None)
     return out
 
 
-if __name__ == "__main__":  # python -m tomolearn.benchmarks tune [N]
+if __name__ == "__main__":  # python -m tomolearn.benchmarks tune [N] | speed
     import json as _json
+    if len(sys.argv) >= 2 and sys.argv[1] == "speed":
+        print(_json.dumps(learned_speed(progress=lambda m: print(m, file=sys.stderr, flush=True)),
+                          indent=1))
     if len(sys.argv) >= 2 and sys.argv[1] == "tune":
         result = tune_ellipses(int(sys.argv[2]) if len(sys.argv) > 2 else 50,
                                progress=lambda m: print(m, file=sys.stderr, flush=True))

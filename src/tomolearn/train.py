@@ -382,7 +382,7 @@ class Trainer:
             return
         from .weights import save_weights
 
-        card = {**self.card, "training": {**self.hyper, "steps_done": self.step,
+        card = {"geometry": getattr(self.model, "geometry_spec", None), **self.card, "training": {**self.hyper, "steps_done": self.step,
                                           "samples_seen": self.step * self.batch_size,
                                           "seconds": round(self.train_seconds, 1),
                                           "hardware": _hardware(self.device)},

@@ -156,7 +156,15 @@ def card_operator(card: dict):
     try:
         return SimulationSpec.from_dict(card["data"]["simulation"]).operator()
     except (KeyError, TypeError, ValueError) as e:
-        raise WeightsError(f"the model card has no usable data spec ({e})") from None
+        raise WeightsError(f"the model card has no usable data spec ({e}); pass the operator "
+                           f"the weights were trained with as op=") from None
+
+
+def _load_state(model, state: dict, path, arch: str, params: dict) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: weights do not fit a {arch} with {params}: {e}") from None
 
 
 def load(name_or_path, op=None, device="cpu"):
@@ -191,14 +199,21 @@ def load(name_or_path, op=None, device="cpu"):
         params = card["model"].get("params", {})
     except (KeyError, TypeError):
         raise WeightsError(f"{path}: the model card lacks 'model.name'") from None
-    model = build_model(arch, card_operator(card), **params)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise WeightsError(f"{path}: weights do not fit a {arch} with {params}: {e}") from None
-    if tuple(card.get("geometry", {}).get("domain_shape", model.image_shape)) != model.image_shape:
-        raise WeightsError(f"{path}: card geometry {card['geometry']} does not match the data spec")
-    if op is not None:
-        model = model.with_operator(op)
+    if "simulation" in (card.get("data") or {}) or op is None:
+        model = build_model(arch, card_operator(card), **params)
+        _load_state(model, state, path, arch, params)
+        if op is not None:
+            model = model.with_operator(op)
+    else:  # trained on user data: bind to op, which must match the card's geometry
+        model = build_model(arch, op, **params)
+        _load_state(model, state, path, arch, params)
+        want, got = card.get("geometry") or {}, model.geometry_spec
+        for key in ("operator", "domain_shape"):
+            if key in want and want[key] != got[key]:
+                raise ValueError(f"{path}: weights were trained with {key} {want[key]}, the given "
+                                 f"operator has {got[key]}")
+        g_want, g_got = (want.get("geometry") or {}).get("type"), (got.get("geometry") or {}).get("type")
+        if g_want != g_got:
+            raise ValueError(f"{path}: weights were trained for geometry type {g_want}, got {g_got}")
     model.card = card
     return model.to(device).eval()
