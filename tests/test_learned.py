@@ -11,13 +11,7 @@ from tomolearn.learned import FBPConvNet, LearnedGradientDescent, LearnedPrimalD
 N = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions and sparse products are much faster single-threaded.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

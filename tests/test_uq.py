@@ -10,12 +10,7 @@ import tomolearn as tl
 from tomolearn import uq
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic_pool(m=400, size=8, level=1.0, seed=0):

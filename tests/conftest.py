@@ -1,0 +1,11 @@
+import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny convolutions and sparse products are much faster single-threaded."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
