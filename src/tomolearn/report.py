@@ -627,19 +627,7 @@ def write_report(out_dir, cases: List[dict], rows: List[dict], meta: dict, *,
     index = out_dir / "index.html"
     for path, data in ((out_dir / "metrics.json", metrics_bytes), (index, page.encode("utf-8"))):
         atomic_write_bytes(path, data)
-        _make_readable(path)
     return index
-
-
-def _make_readable(path: Path) -> None:
-    """Give a report file the permissions of a normally created file (the temporary file that
-    :func:`atomic_write_bytes` renames is private, 0600); the umask still applies."""
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(path, 0o666 & ~umask)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------
