@@ -386,7 +386,7 @@ class Trainer:
                                           "samples_seen": self.step * self.batch_size,
                                           "seconds": round(self.train_seconds, 1),
                                           "hardware": _hardware(self.device)},
-                "validation": metrics}
+                "validation": metrics, "validation_history": self.history}
         save_weights(self.out_dir / f"{name}.safetensors", self.eval_state_dict(), card,
                      overwrite=True)
 
