@@ -390,6 +390,7 @@ def _metrics_table_html(rows: List[dict]) -> str:
     if not rows:
         return "<p class='note'>No metric rows.</p>"
     ref = _has_reference(rows)
+    bounds = any(_num(r.get("coverage")) is not None for r in rows)
     best = {}
     for r in rows:
         p = _num(r.get("psnr"))
@@ -397,7 +398,9 @@ def _metrics_table_html(rows: List[dict]) -> str:
             best[r["dataset"]] = p
     head = ("<tr><th class='l'>method</th><th class='l'>dataset</th><th>n</th><th>PSNR (dB)</th>"
             "<th>SSIM</th><th>time / image</th>"
-            + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else "") + "</tr>")
+            + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else "")
+            + ("<th>pixel coverage</th><th>RMSE bound</th><th>bound holds</th><th>flagged</th>"
+               if bounds else "") + "</tr>")
     out, previous = [head], None
     for r in rows:
         group = " class='group'" if previous is not None and r["dataset"] != previous else ""
@@ -412,12 +415,25 @@ def _metrics_table_html(rows: List[dict]) -> str:
         if ref:
             cells += [f"<td class='ref'>{_fmt(r.get('dival_psnr'), '.2f')}</td>",
                       f"<td class='ref'>{_fmt(r.get('dival_ssim'), '.3f')}</td>"]
+        if bounds:
+            cells += [f"<td>{_fmt(r.get('coverage'), '.3f')}</td>",
+                      f"<td>{_fmt(r.get('rmse_bound'), '.4f')}</td>",
+                      f"<td>{_fmt(r.get('bound_coverage'), '.2f')}</td>",
+                      f"<td>{_fmt(r.get('flagged'), '.2f')}</td>"]
         out.append(f"<tr{group}>" + "".join(cells) + "</tr>")
     note = ("PSNR and SSIM use the DIVal convention (data range = max − min of each ground truth); "
             "± is the standard deviation over the n images; bold marks the best PSNR per dataset.")
     if ref:
         note += (" DIVal columns: published results on the standard ellipses benchmark "
                  "(30 angles, 2.5 % noise, full test split), shown for orientation only.")
+    if bounds:
+        alpha = next((r["alpha"] for r in rows if _num(r.get("alpha")) is not None), None)
+        note += (f" Bounds (level alpha = {alpha}): pixel coverage is the mean fraction of pixels "
+                 "inside their conformal interval (guaranteed >= 1 - alpha in expectation on "
+                 "in-distribution data); the RMSE bound holds with probability >= 1 - alpha per "
+                 "in-distribution image, 'bound holds' is the observed fraction; 'flagged' is the "
+                 "fraction of images whose data-consistency p-value is below alpha. Blank: not "
+                 "calibrated for that method.")
     return "<table>" + "".join(out) + "</table>" + f"<p class='note'>{_e(note)}</p>"
 
 
