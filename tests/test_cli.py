@@ -236,7 +236,6 @@ def test_reconstruct_from_dicom_writes_a_derived_dicom(tmp_path):
     np.testing.assert_allclose(hu_to_mu(hu)[inside], mu[inside], rtol=0.01, atol=0.05)
 
 
-@pytest.mark.skipif("fbpconvnet-ellipses" not in SHIPPED, reason="fbpconvnet-ellipses not shipped yet")
 def test_reconstruct_with_a_learned_method_and_a_geometry_it_cannot_handle(tmp_path):
     y, _ = ellipses_sinogram()
     np.save(tmp_path / "sino.npy", y[0])
@@ -249,7 +248,6 @@ def test_reconstruct_with_a_learned_method_and_a_geometry_it_cannot_handle(tmp_p
     assert not (tmp_path / "small.npy").exists()
 
 
-@pytest.mark.skipif("lpd-ellipses" not in SHIPPED, reason="lpd-ellipses not shipped yet")
 def test_reconstruct_with_lpd(tmp_path):
     y, x = ellipses_sinogram()
     np.savez(tmp_path / "s.npz", sinogram=y, ground_truth=x)
@@ -258,15 +256,18 @@ def test_reconstruct_with_lpd(tmp_path):
     assert float(proc.stdout.split("PSNR ")[1].split(" dB")[0]) > 27
 
 
-@pytest.mark.skipif("lpd-ellipses" in SHIPPED, reason="lpd-ellipses is installed")
-def test_learned_method_without_weights_is_a_one_line_error(tmp_path):
+def test_learned_method_without_weights_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    import tomolearn.weights
+
+    monkeypatch.setattr(tomolearn.weights, "SHIPPED", tmp_path / "no-weights")  # as if not installed
     y, _ = ellipses_sinogram()
     np.save(tmp_path / "sino.npy", y)
-    proc = run("reconstruct", "--input", tmp_path / "sino.npy", "--method", "lpd",
-               "--out", tmp_path / "rec.npy", check=False)
-    assert_one_line_error(proc, "'lpd-ellipses', which are not installed")
-    proc = run("evaluate", "--model", "lpd-ellipses", check=False)
-    assert_one_line_error(proc, "not installed")
+    status, _, err = main_in_process(["reconstruct", "--input", str(tmp_path / "sino.npy"),
+                                      "--method", "lpd", "--out", str(tmp_path / "rec.npy")], capsys)
+    assert status == 2 and "'lpd-ellipses', which are not installed" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "rec.npy").exists()
+    status, _, err = main_in_process(["evaluate", "--model", "lpd-ellipses"], capsys)
+    assert status == 2 and "not installed" in err
 
 
 # -- evaluate -----------------------------------------------------------------------------------
@@ -297,7 +298,6 @@ def test_evaluate_in_distribution_only_by_default(tmp_path):
     assert row["shift"] == "none" and row["dataset"] == "ellipses/test"
 
 
-@pytest.mark.skipif("lpd-ellipses" not in SHIPPED, reason="lpd-ellipses not shipped yet")
 def test_evaluate_a_shipped_model_under_a_geometry_shift(tmp_path):
     js = tmp_path / "e.json"
     run("evaluate", "--model", "lpd-ellipses", "--shift", "angles-20", "--n", "2",
