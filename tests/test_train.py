@@ -73,6 +73,23 @@ def test_config_defaults_and_unknown_keys(tmp_path):
         T.load_config(tmp_path / "missing.yaml")
 
 
+def test_config_overrides_set_nested_values_and_name_bad_keys():
+    base = tiny_config()
+    cfg = T.load_config(base, ["train.seed=7", "model.params.channels=6", "data.shift=noise-5%",
+                               "train.betas=[0.5, 0.9]"])
+    assert cfg["train"]["seed"] == 7 and cfg["model"]["params"] == {"n_iter": 2, "channels": 6}
+    assert cfg["data"]["shift"] == "noise-5%" and cfg["train"]["betas"] == [0.5, 0.9]
+    assert base["train"]["seed"] == 3  # the caller's dict is not modified
+    with pytest.raises(T.ConfigError, match=r"unknown configuration key train\.sed"):
+        T.load_config(base, ["train.sed=1"])
+    with pytest.raises(T.ConfigError, match="expected KEY.PATH=VALUE"):
+        T.load_config(base, ["train.seed"])
+    with pytest.raises(T.ConfigError, match=r"train\.seed is not a mapping"):
+        T.load_config(base, ["train.seed.x=1"])
+    with pytest.raises(T.ConfigError, match=r"train\.seed: expected int, got str"):
+        T.load_config(base, ["train.seed=one"])
+
+
 def test_config_bad_model_params_and_data_file(tmp_path):
     cfg = tiny_config()
     cfg["model"]["params"]["widht"] = 3
@@ -169,6 +186,24 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     b, _ = load_weights(run / "final.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
+
+
+def test_cli_set_overrides_the_configuration(tmp_path):
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(tiny_config()))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "tomolearn", "train", str(config), "--quiet", "--out",
+                    str(tmp_path / "r"), "--set", "train.steps=2", "--set", "train.seed=5"],
+                   check=True, env=env, timeout=300)
+    card = json.loads((tmp_path / "r" / "final.json").read_text())
+    assert card["training"]["seed"] == 5 and card["training"]["steps_done"] == 2
+    proc = subprocess.run([sys.executable, "-m", "tomolearn", "train", str(config), "--out",
+                           str(tmp_path / "s"), "--set", "train.sed=5"],
+                          env=env, timeout=300, capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown configuration key train.sed" in proc.stderr
+    assert not (tmp_path / "s").exists()
 
 def test_refuses_existing_run_missing_checkpoint_and_other_architecture(tmp_path):
     t = T.trainer_from_config(tiny_config(steps=2), out_dir=tmp_path, progress=False)

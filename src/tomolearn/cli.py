@@ -43,6 +43,7 @@ EXAMPLES = {
              "  tomolearn data generate rectangles --split test --n 100 --out rectangles.h5"),
     "train": ("tomolearn train configs/lpd-ellipses.yaml\n"
               "  tomolearn train my.yaml --out runs/lpd2 --max-steps 100   # then: --resume\n"
+              "  tomolearn train configs/lpd-ensemble.yaml --set train.seed=2 --out runs/lpd-ensemble-2\n"
               "  torchrun --standalone --nproc_per_node 4 -m tomolearn train my.yaml   # data-parallel"),
     "benchmark": ("tomolearn benchmark operators\n"
                   "  tomolearn benchmark operators --geometries ellipses,fan --batches 1,16 "
@@ -942,7 +943,8 @@ def _benchmark_ellipses(args) -> int:
 def cmd_train(args) -> int:
     from .train import trainer_from_config
 
-    trainer = trainer_from_config(args.config, out_dir=args.out, progress=not args.quiet)
+    trainer = trainer_from_config(args.config, out_dir=args.out, progress=not args.quiet,
+                                  overrides=args.set)
     summary = trainer.fit(resume=args.resume, max_steps=args.max_steps)
     if trainer.rank == 0:
         best = summary["best"]
@@ -1096,6 +1098,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG.yaml",
                    help="training configuration (keys: out_dir, model, data, train; see docs/training.md)")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default: the config's out_dir)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one configuration value (YAML), e.g. --set train.seed=1; repeatable")
     p.add_argument("--resume", action="store_true", help="continue the run in the run directory")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many steps (the schedule keeps its length; resume later)")

@@ -40,6 +40,7 @@ Run directory layout::
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import math
@@ -48,7 +49,7 @@ import platform
 import random
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -742,15 +743,46 @@ def _check_config(config, schema: dict, prefix: str = "") -> dict:
     return out
 
 
-def load_config(source) -> dict:
+def _apply_override(raw: dict, override: str) -> None:
+    """Set ``raw[a][b] = value`` for an override ``"a.b=value"`` (value parsed as YAML)."""
+    import yaml
+
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {override!r}: expected KEY.PATH=VALUE, e.g. train.seed=1")
+    parts = key.strip().split(".")
+    schema, node = CONFIG_SCHEMA, raw
+    for i, part in enumerate(parts):
+        path = ".".join(parts[:i + 1])
+        if schema is not None:  # None: inside a free mapping such as model.params
+            if part not in schema:
+                raise ConfigError(f"override {override!r}: unknown configuration key {path}")
+            schema = schema[part]
+            if not isinstance(schema, dict):
+                if i < len(parts) - 1 and schema[1] != (dict,):
+                    raise ConfigError(f"override {override!r}: {path} is not a mapping")
+                schema = None
+        if i < len(parts) - 1:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {override!r}: {path} is not a mapping")
+    try:
+        node[parts[-1]] = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {override!r}: value is not valid YAML ({e})") from None
+
+
+def load_config(source, overrides: Sequence[str] = ()) -> dict:
     """Read and validate a training configuration (YAML file path, or a dict).
 
     Unknown keys and wrong types raise :class:`ConfigError` naming the key's
     dotted path (e.g. ``train.batch_sise``); missing keys take the defaults
-    of :data:`CONFIG_SCHEMA`.
+    of :data:`CONFIG_SCHEMA`.  ``overrides`` are ``"KEY.PATH=VALUE"``
+    strings applied on top (value parsed as YAML), e.g. ``"train.seed=1"``;
+    the command line's ``tomolearn train CONFIG --set train.seed=1``.
     """
     if isinstance(source, dict):
-        raw = source
+        raw = copy.deepcopy(source)
     else:
         import yaml
 
@@ -761,6 +793,12 @@ def load_config(source) -> dict:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides must be a list of 'KEY=VALUE' strings, got {overrides!r}")
+    for override in overrides:
+        if not isinstance(raw, dict):
+            break  # _check_config names the problem
+        _apply_override(raw, override)
     config = _check_config(raw, CONFIG_SCHEMA)
     from .weights import MODELS
 
@@ -813,11 +851,12 @@ def _dataset(config: dict, split: str, spec):
     return ds if n == len(ds) else Subset(ds, range(n))
 
 
-def trainer_from_config(config, out_dir=None, progress: bool = True) -> Trainer:
-    """A :class:`Trainer` for a configuration (see :func:`load_config`)."""
+def trainer_from_config(config, out_dir=None, progress: bool = True,
+                        overrides: Sequence[str] = ()) -> Trainer:
+    """A :class:`Trainer` for a configuration and overrides (see :func:`load_config`)."""
     from .weights import build_model
 
-    config = load_config(config)
+    config = load_config(config, overrides)
     t = config["train"]
     if t["threads"]:
         torch.set_num_threads(t["threads"])
