@@ -231,3 +231,35 @@ def test_n_parameters_matches_sum(op):
     lgd = LearnedGradientDescent(op)
     assert lgd.n_parameters == 10 * (2 * 32 * 9 + 32 + 32 * 32 * 9 + 32 + 32 * 9 + 1 + 64)
     assert math.isclose(lgd.n_parameters, 102_090)
+
+
+def test_deep_ensemble_mean_members_and_rebinding(op, batch):
+    from tomolearn.learned import DeepEnsemble
+
+    y, _ = batch
+    members = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        members.append(make("lpd", op))
+    ens = DeepEnsemble(members).eval()
+    with torch.no_grad():
+        each = ens.members(y)
+        assert each.shape == (3,) + tuple(y.shape[:1]) + (1, N, N)
+        for k, m in enumerate(members):
+            assert torch.equal(each[k], m(y))
+        assert torch.allclose(ens(y), each.mean(0))
+        assert each.std(0).mean() > 0  # independently initialised members disagree
+    assert ens.n_members == 3 and ens.n_parameters == sum(m.n_parameters for m in members)
+    more = tl.ct.RayTransform(tl.ct.ParallelBeam2D(n_angles=16, n_detectors=46), (N, N))
+    ens16 = ens.with_operator(more)
+    assert ens16.op is more and all(m.op is more for m in ens16.ensemble)
+    assert ens16(more(torch.rand(1, 1, N, N))).shape == (1, 1, N, N)
+    small = tl.ct.RayTransform(tl.ct.ParallelBeam2D(n_angles=8, n_detectors=23), (16, 16))
+    with pytest.raises(ValueError, match="image shape"):
+        ens.with_operator(small)
+    with pytest.raises(ValueError, match="at least 2 members"):
+        DeepEnsemble(members[:1])
+    with pytest.raises(ValueError, match="another geometry"):
+        DeepEnsemble([members[0], make("lpd", more)])
+    with pytest.raises(TypeError, match="reconstructor"):
+        DeepEnsemble([members[0], torch.nn.Identity()])

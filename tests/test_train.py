@@ -295,6 +295,43 @@ def test_weights_roundtrip_hash_and_overwrite(tmp_path):
         tl.load("lpd-nonsense")
 
 
+def test_members_name_1_2_load_as_a_deep_ensemble(tmp_path, monkeypatch):
+    import shutil
+
+    import tomolearn.weights as W
+    from tomolearn.learned import DeepEnsemble
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for seed in (1, 2):
+        t = T.trainer_from_config(tiny_config(steps=2, seed=seed, val_every=100),
+                                  out_dir=tmp_path / f"r{seed}", progress=False)
+        t.fit()
+        for ext in (".safetensors", ".json"):
+            shutil.copyfile(tmp_path / f"r{seed}" / f"final{ext}", shipped / f"tiny-{seed}{ext}")
+    shutil.copyfile(shipped / "tiny-1.safetensors", shipped / "single.safetensors")
+    shutil.copyfile(shipped / "tiny-1.json", shipped / "single.json")
+    monkeypatch.setattr(W, "SHIPPED", shipped)
+    assert W.available() == ["single", "tiny", "tiny-1", "tiny-2"]
+    assert W.ensemble_members("tiny") == ["tiny-1", "tiny-2"]
+    ens = tl.load("tiny")
+    assert isinstance(ens, DeepEnsemble) and ens.n_members == 2 and not ens.training
+    card = ens.card
+    assert card["model"]["class"] == "DeepEnsemble" and len(card["members"]) == 2
+    assert card["n_parameters"] == 2 * tl.load("tiny-1").n_parameters == ens.n_parameters
+    assert card["training"]["samples_seen"] == 2 * 2 * 4
+    spec = tl.data.SimulationSpec.from_dict(card["data"]["simulation"])
+    y, _ = tl.data.SimulatedDataset("ellipses", "test", spec, size=2).batch([0, 1])
+    with torch.no_grad():
+        each = ens.members(y)
+        assert torch.equal(each[0], tl.load("tiny-1")(y)) and torch.equal(each[1], tl.load("tiny-2")(y))
+        assert torch.allclose(ens(y), each.mean(0))
+    (shipped / "tiny-2.safetensors").unlink()
+    assert "tiny" not in W.available()  # one member is not an ensemble
+    with pytest.raises(FileNotFoundError, match="no shipped model 'tiny'"):
+        tl.load("tiny")
+
+
 @pytest.mark.parametrize("name", ["fbpconvnet-ellipses", "lgd-ellipses", "lpd-ellipses"])
 def test_shipped_weights_load_and_check_geometry(name):
     from tomolearn.weights import available

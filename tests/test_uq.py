@@ -161,6 +161,51 @@ def test_scale_from_ensemble():
     assert (s > 0).all()
 
 
+
+def test_uncertainty_error_correlation_hand_cases():
+    g = torch.Generator().manual_seed(8)
+    x_true = torch.rand(3, 1, 8, 8, generator=g, dtype=torch.float64)
+    err = torch.rand(3, 1, 8, 8, generator=g, dtype=torch.float64)
+    x_hat = x_true - err  # |x_true - x_hat| = err
+    r = uq.uncertainty_error_correlation(0.1 + 2 * err, x_hat, x_true)  # affine in the error
+    assert r.shape == (3,) and torch.allclose(r, torch.ones(3, dtype=torch.float64))
+    r = uq.uncertainty_error_correlation(1.5 - err, x_hat, x_true)
+    assert torch.allclose(r, -torch.ones(3, dtype=torch.float64))
+    r = uq.uncertainty_error_correlation(torch.ones_like(err), x_hat, x_true)
+    assert torch.isnan(r).all()  # a constant map carries no information
+    indep = torch.rand(200, 1, 16, 16, generator=g, dtype=torch.float64) + 0.1
+    x2 = torch.rand(200, 1, 16, 16, generator=g, dtype=torch.float64)
+    r = uq.uncertainty_error_correlation(indep, torch.zeros_like(x2), x2)
+    assert abs(float(r.mean())) < 0.02  # independent map: about 0
+    with pytest.raises(ValueError, match="same shape"):
+        uq.uncertainty_error_correlation(err, x_hat, x_true[:2])
+
+
+def test_spearman_hand_cases_and_ties():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert uq.spearman(a, a ** 3) == pytest.approx(1.0)
+    assert uq.spearman(a, -a) == pytest.approx(-1.0)
+    # ties get their mean rank: ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4)
+    assert uq.spearman(torch.tensor([1.0, 2.0, 2.0, 3.0]), a) == pytest.approx(
+        float(torch.corrcoef(torch.stack([torch.tensor([1, 2.5, 2.5, 4.0]), a]))[0, 1]))
+    assert math.isnan(uq.spearman(torch.ones(4), a))
+    with pytest.raises(ValueError, match="one size"):
+        uq.spearman(a, a[:3])
+
+
+def test_split_scale_takes_an_own_scale_or_the_residual(small_op):
+    x = torch.rand(2, 1, 32, 32, dtype=torch.float64)
+    y = small_op(x)
+    x_hat, s, kind = uq.split_scale(x, small_op, y)
+    assert kind == "residual" and torch.allclose(s, uq.scale_from_residual(small_op, x, y))
+    own = torch.full_like(x, 0.3)
+    x_hat, s, kind = uq.split_scale((x, own), small_op, y)
+    assert kind == "own" and torch.equal(s, own) and torch.equal(x_hat, x)
+    with pytest.raises(ValueError, match="> 0"):
+        uq.split_scale((x, torch.zeros_like(x)), small_op, y)
+    with pytest.raises(ValueError, match="tuple of 3"):
+        uq.split_scale((x, own, own), small_op, y)
+
 def test_scale_from_residual_positive_mean_one(small_op):
     g = torch.Generator().manual_seed(7)
     x = torch.rand(3, 1, 32, 32, generator=g, dtype=torch.float64)
@@ -301,6 +346,35 @@ def test_generalisation_report_end_to_end(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["gen.png"]  # no temporary left behind
 
+
+
+def test_generalisation_report_uses_a_methods_own_scale_and_measures_its_correlation():
+    """An 'oracle' method whose scale is its true error must show correlation 1; the residual
+    scale of FBP gets a correlation and no image-level Spearman."""
+    from tomolearn.data import SimulatedDataset, SimulationSpec
+
+    truth = {}  # the report's calibration and test batches, found again by their data
+    for split, size in (("validation", 8), ("test", 4)):
+        y, x = SimulatedDataset("ellipses", split, SimulationSpec(), size=size).batch(range(size))
+        truth[y.numpy().tobytes()] = x
+
+    def oracle_factory(op):
+        def recon(y):
+            x_fbp = tl.ct.fbp(op, y)
+            return x_fbp, (truth[y.numpy().tobytes()] - x_fbp).abs() + 1e-3
+        return recon
+
+    rep = uq.generalisation_report({"oracle": oracle_factory, "fbp": fbp_factory}, ["none"],
+                                   n=4, calibration_n=8, alpha=0.25, batch_size=8)
+    json.dumps(rep, allow_nan=False)
+    oracle, fbp = rep["results"]
+    assert oracle["scale"] == "own" and rep["calibration"]["methods"]["oracle"]["scale"] == "own"
+    assert oracle["uncertainty_error_correlation"] == pytest.approx(1.0, abs=1e-6)
+    assert oracle["uncertainty_rmse_spearman"] is not None
+    assert fbp["scale"] == "residual" and fbp["uncertainty_rmse_spearman"] is None
+    assert -1 <= fbp["uncertainty_error_correlation"] <= 1
+    assert oracle["coverage"] >= 0.75  # the oracle scale is a valid (and perfect) heuristic
+    assert "| oracle | none |" in uq.format_markdown(rep)
 
 def test_generalisation_report_adds_none_and_reports_infinite_bounds_as_null():
     with pytest.warns(RuntimeWarning, match="infinite"):

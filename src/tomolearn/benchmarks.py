@@ -207,7 +207,10 @@ ELLIPSES_DEFAULTS = {
 
 
 #: Learned methods: name -> the shipped weights (:func:`tomolearn.load`) trained on the benchmark.
-LEARNED = {"fbpconvnet": "fbpconvnet-ellipses", "lgd": "lgd-ellipses", "lpd": "lpd-ellipses"}
+#: ``lpd-ensemble`` is a deep ensemble (:class:`tomolearn.learned.DeepEnsemble`) of
+#: independently trained learned primal-dual models; it reconstructs with the members' mean.
+LEARNED = {"fbpconvnet": "fbpconvnet-ellipses", "lgd": "lgd-ellipses", "lpd": "lpd-ellipses",
+           "lpd-ensemble": "lpd-ensemble"}
 
 #: Every method :func:`reconstruct` knows, classical first.
 METHODS = tuple(ELLIPSES_DEFAULTS) + tuple(LEARNED)
@@ -225,15 +228,22 @@ def learned_model(method: str, op, device="cpu"):
     return _loaded[key]
 
 
-def reconstruct(method: str, op, y, params: Optional[dict] = None):
+def reconstruct(method: str, op, y, params: Optional[dict] = None, uncertainty: bool = False):
     """Reconstruct ``y`` (B, 1, A, D) -> (B, 1, H, W) with ``method`` (one of :data:`METHODS`).
 
     Classical methods use their ellipses defaults (:data:`ELLIPSES_DEFAULTS`,
     overridden by ``params``); learned methods use the shipped weights bound
     to ``op`` (``params`` may hold ``{"amp": True}`` for bfloat16/float16 autocast).
+
+    With ``uncertainty=True`` a method that carries its own uncertainty (a deep
+    ensemble) returns ``(x_hat, scale)``: the members' mean and their per-pixel
+    standard deviation (:func:`tomolearn.uq.scale_from_ensemble`), both
+    (B, 1, H, W) in image units; every other method still returns ``x_hat``
+    alone, and :func:`tomolearn.uq.split_scale` gives it the data-residual scale.
     """
     from . import solvers
     from .ct import fbp
+    from .learned import DeepEnsemble
 
     if method in LEARNED:
         model = learned_model(method, op, y.device)
@@ -241,6 +251,10 @@ def reconstruct(method: str, op, y, params: Optional[dict] = None):
         with torch.no_grad(), torch.autocast(y.device.type, enabled=amp,
                                              dtype=torch.bfloat16 if y.device.type == "cpu"
                                              else torch.float16):
+            if uncertainty and isinstance(model, DeepEnsemble):
+                from .uq import scale_from_ensemble
+
+                return scale_from_ensemble(model.members(y).float())
             return model(y).float()
     params = {**ELLIPSES_DEFAULTS.get(method, {}), **(params or {})}
     if method == "fbp":

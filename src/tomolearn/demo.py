@@ -113,11 +113,15 @@ def _calibrate_bounds(methods: Sequence[str], alpha: float, calibration_n: int, 
     *validation* split under the standard spec (``ellipses_benchmark("validation")``:
     30 angles, 2.5 % noise), simulated once, batch by batch, and shared by the methods.
 
+    The scale of the intervals is the method's own where it has one (a deep ensemble's
+    standard deviation), else the data-residual scale (:func:`uq.split_scale`).
+
     Returns
     -------
     dict
         ``method -> {"intervals": uq.PixelIntervals, "rmse_bound": uq.ImageErrorBound,
-        "dc": (n,) float64 tensor of data-consistency scores (CPU)}``.
+        "dc": (n,) float64 tensor of data-consistency scores (CPU), "scale": "own" or
+        "residual"}``.
     """
     from . import uq
     from .benchmarks import reconstruct
@@ -133,9 +137,10 @@ def _calibrate_bounds(methods: Sequence[str], alpha: float, calibration_n: int, 
         y, x = y.to(dev), x.to(dev)
         for m in methods:
             with torch.no_grad():
-                rec = reconstruct(m, op, y).detach().to(x.dtype)
-            scale = uq.scale_from_residual(op, rec, y)
+                rec, scale, kind = uq.split_scale(reconstruct(m, op, y, uncertainty=True), op, y)
+            rec, scale = rec.to(x.dtype), scale.to(x.dtype)
             a = acc[m]
+            a["scale"] = kind
             a["ratios"].append(uq.pixel_ratios(rec, x, scale).cpu())
             a["rmse"].append(uq.image_rmse(rec, x).cpu())
             a["dc"].append(uq.data_consistency(op, rec, y, uq.relative_noise_std(y)).cpu())
@@ -144,26 +149,29 @@ def _calibrate_bounds(methods: Sequence[str], alpha: float, calibration_n: int, 
     for m, a in acc.items():
         out[m] = {"intervals": uq.PixelIntervals.from_ratios(torch.cat(a["ratios"]), alpha),
                   "rmse_bound": uq.ImageErrorBound.calibrate(torch.cat(a["rmse"]), alpha),
-                  "dc": torch.cat(a["dc"])}
+                  "dc": torch.cat(a["dc"]), "scale": a["scale"]}
     return out
 
 
-def _image_bounds(cal: dict, op, rec: torch.Tensor, y: torch.Tensor, x: torch.Tensor,
-                  alpha: float) -> Tuple[dict, dict]:
+def _image_bounds(cal: dict, op, rec: torch.Tensor, scale: torch.Tensor, y: torch.Tensor,
+                  x: torch.Tensor, alpha: float) -> Tuple[dict, dict]:
     """Maps and bounds of one reconstruction ``rec`` (1, 1, H, W) of data ``y`` (1, 1, A, D).
 
+    ``scale`` (1, 1, H, W) is the per-pixel scale of the intervals (:func:`uq.split_scale`).
     Returns ``(maps, bounds)``: maps ``uncertainty`` (interval half-width ``lam * s``) and
     ``interval_width`` (``2 lam s``), (H, W) float32 numpy arrays in image units; bounds
     ``rmse_bound`` (image units), ``rmse``, ``covered`` (RMSE <= bound), ``coverage`` (fraction
     of pixels inside their interval), ``interval_width`` (mean), ``data_consistency``,
-    ``p_value`` (conformal, against the calibration scores) and ``flagged`` (p < alpha).
+    ``p_value`` (conformal, against the calibration scores), ``flagged`` (p < alpha) and
+    ``uncertainty_error_correlation`` (Pearson correlation of the map with the absolute error
+    over the pixels; None for a constant map).
     """
     from . import uq
 
-    rec = rec.detach().to(x.dtype)
+    rec, scale = rec.detach().to(x.dtype), scale.detach().to(x.dtype)
     intervals, bound = cal["intervals"], cal["rmse_bound"]
-    scale = uq.scale_from_residual(op, rec, y)
     width = intervals.width(scale)
+    corr = float(uq.uncertainty_error_correlation(scale, rec, x)[0])
     rmse = uq.image_rmse(rec, x)
     dc = uq.data_consistency(op, rec, y, uq.relative_noise_std(y))
     p = float(uq.conformal_pvalues(cal["dc"], dc.cpu())[0])
@@ -173,7 +181,8 @@ def _image_bounds(cal: dict, op, rec: torch.Tensor, y: torch.Tensor, x: torch.Te
               "covered": bool(bound.covers(rmse.cpu())[0]),
               "coverage": float(intervals.coverage(rec, scale, x)[0]),
               "interval_width": float(width.mean()), "data_consistency": float(dc[0]),
-              "p_value": p, "flagged": bool(p < alpha)}
+              "p_value": p, "flagged": bool(p < alpha),
+              "uncertainty_error_correlation": corr if math.isfinite(corr) else None}
     return maps, bounds
 
 
@@ -295,7 +304,7 @@ def run_demo(out_dir, *, n_images: int = 2, angles: int = 30, noise: float = 0.0
     """
     from tqdm import tqdm
 
-    from . import benchmarks, metrics
+    from . import benchmarks, metrics, uq
     from .benchmarks import DIVAL_ELLIPSES, ELLIPSES_DEFAULTS, reconstruct
     from .data import FAMILIES, NoiseSpec, SimulatedDataset, SimulationSpec
     from .report import _check_out_dir, write_report
@@ -402,9 +411,10 @@ def run_demo(out_dir, *, n_images: int = 2, angles: int = 30, noise: float = 0.0
                     _sync(dev)
                     t0 = time.perf_counter()
                     with torch.no_grad():
-                        rec = reconstruct(m, op, y)
+                        out = reconstruct(m, op, y, uncertainty=m in calibration)
                     _sync(dev)
                     seconds = time.perf_counter() - t0
+                    rec = out[0] if isinstance(out, tuple) else out
                     p, s = float(metrics.psnr(rec, x)[0]), float(metrics.ssim(rec, x)[0])
                     entry = scores[(family, m)]
                     entry["psnr"].append(p)
@@ -414,7 +424,8 @@ def run_demo(out_dir, *, n_images: int = 2, angles: int = 30, noise: float = 0.0
                     case["metrics"][m] = {"psnr": p, "ssim": s, "seconds": seconds}
                     if m in calibration:
                         t0 = time.perf_counter()
-                        maps, b = _image_bounds(calibration[m], op, rec, y, x, alpha)
+                        _, scale, _ = uq.split_scale(out, op, y)
+                        maps, b = _image_bounds(calibration[m], op, rec, scale, y, x, alpha)
                         t_bounds += time.perf_counter() - t0
                         case["maps"][m], case["bounds"][m] = maps, b
                         case["metrics"][m]["rmse"] = b["rmse"]
@@ -447,11 +458,15 @@ def run_demo(out_dir, *, n_images: int = 2, angles: int = 30, noise: float = 0.0
                     "rmse_bound": b[0]["rmse_bound"],
                     "bound_coverage": _mean([float(v["covered"]) for v in b]),
                     "flagged": _mean([float(v["flagged"]) for v in b]),
-                    "calibration_n": calibration_n,
+                    "calibration_n": calibration_n, "scale": calibration[m]["scale"],
+                    "uncertainty_error_correlation": _mean(
+                        [v["uncertainty_error_correlation"] for v in b
+                         if v["uncertainty_error_correlation"] is not None]),
                 })
             else:
                 row.update({k: None for k in ("alpha", "coverage", "interval_width", "rmse_bound",
-                                              "bound_coverage", "flagged", "calibration_n")})
+                                              "bound_coverage", "flagged", "calibration_n",
+                                              "scale", "uncertainty_error_correlation")})
                 row["bounds_note"] = (NO_BOUNDS.get(m, "no bounds") if bounds
                                       else "bounds disabled")
             if m in learned:
@@ -468,11 +483,13 @@ def run_demo(out_dir, *, n_images: int = 2, angles: int = 30, noise: float = 0.0
         bounds_meta = {
             "alpha": alpha, "calibration": {
                 "dataset": "ellipses/validation", "n": calibration_n,
-                "spec": SimulationSpec().to_dict(), "scale": "residual (uq.scale_from_residual)",
+                "spec": SimulationSpec().to_dict(),
+                "scale": "a method's own (deep ensembles: the members' standard deviation, "
+                         "uq.scale_from_ensemble), else the data residual (uq.scale_from_residual)",
                 "noise_std": "uq.relative_noise_std (0.025 mean |y|)"},
             "methods": {m: {"lambda": _finite(c["intervals"].lam), "pixel_risk": c["intervals"].risk,
                             "rmse_bound": _finite(c["rmse_bound"].bound),
-                            "data_consistency_mean": float(c["dc"].mean())}
+                            "data_consistency_mean": float(c["dc"].mean()), "scale": c["scale"]}
                         for m, c in calibration.items()},
             "not_calibrated": {m: NO_BOUNDS[m] for m in methods if m in NO_BOUNDS},
         }

@@ -386,6 +386,10 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+#: How the metrics table names the ``scale`` of a row's uncertainty map.
+_SCALE_NAMES = {"own": "ensemble spread", "residual": "data residual"}
+
+
 def _metrics_table_html(rows: List[dict]) -> str:
     if not rows:
         return "<p class='note'>No metric rows.</p>"
@@ -400,7 +404,7 @@ def _metrics_table_html(rows: List[dict]) -> str:
             "<th>SSIM</th><th>time / image</th>"
             + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else "")
             + ("<th>pixel coverage</th><th>RMSE bound</th><th>bound holds</th><th>flagged</th>"
-               if bounds else "") + "</tr>")
+               "<th class='l'>uncertainty</th><th>map–error r</th>" if bounds else "") + "</tr>")
     out, previous = [head], None
     for r in rows:
         group = " class='group'" if previous is not None and r["dataset"] != previous else ""
@@ -419,7 +423,9 @@ def _metrics_table_html(rows: List[dict]) -> str:
             cells += [f"<td>{_fmt(r.get('coverage'), '.3f')}</td>",
                       f"<td>{_fmt(r.get('rmse_bound'), '.4f')}</td>",
                       f"<td>{_fmt(r.get('bound_coverage'), '.2f')}</td>",
-                      f"<td>{_fmt(r.get('flagged'), '.2f')}</td>"]
+                      f"<td>{_fmt(r.get('flagged'), '.2f')}</td>",
+                      f"<td class='l'>{_e(_SCALE_NAMES.get(r.get('scale'), r.get('scale') or ''))}</td>",
+                      f"<td>{_fmt(r.get('uncertainty_error_correlation'), '.2f')}</td>"]
         out.append(f"<tr{group}>" + "".join(cells) + "</tr>")
     note = ("PSNR and SSIM use the DIVal convention (data range = max − min of each ground truth); "
             "± is the standard deviation over the n images; bold marks the best PSNR per dataset.")
@@ -432,7 +438,11 @@ def _metrics_table_html(rows: List[dict]) -> str:
                  "inside their conformal interval (guaranteed >= 1 - alpha in expectation on "
                  "in-distribution data); the RMSE bound holds with probability >= 1 - alpha per "
                  "in-distribution image, 'bound holds' is the observed fraction; 'flagged' is the "
-                 "fraction of images whose data-consistency p-value is below alpha. Blank: not "
+                 "fraction of images whose data-consistency p-value is below alpha. Uncertainty: "
+                 "what the map's shape comes from (the spread of a deep ensemble's members, or "
+                 "the back-projected data residual); map–error r: the Pearson correlation over "
+                 "pixels of the uncertainty map with the absolute error, mean over the images "
+                 "(1: the map shows exactly where the errors are; 0: it does not). Blank: not "
                  "calibrated for that method.")
     return "<table>" + "".join(out) + "</table>" + f"<p class='note'>{_e(note)}</p>"
 

@@ -17,7 +17,8 @@ Contents
   holding with probability ``>= 1 - alpha`` (split conformal [1]_), and
   :func:`conformal_risk_control` for a monotone loss family on a grid [2]_.
 * Scale heuristics: :func:`scale_from_ensemble`, :func:`scale_from_residual`,
-  :func:`constant_scale`.
+  :func:`constant_scale`; :func:`split_scale`; how well a map tracks the error:
+  :func:`uncertainty_error_correlation`, :func:`spearman`.
 * Shift detection: :func:`data_consistency`, :func:`conformal_pvalues` [4]_,
   :func:`auroc`.
 * :func:`generalisation_report`, :func:`format_markdown`,
@@ -62,6 +63,7 @@ import torch.nn.functional as F
 __all__ = [
     "conformal_quantile", "conformal_risk_control", "PixelIntervals", "ImageErrorBound",
     "image_rmse", "pixel_ratios", "scale_from_ensemble", "scale_from_residual", "constant_scale",
+    "split_scale", "uncertainty_error_correlation", "spearman",
     "data_consistency", "relative_noise_std", "conformal_pvalues", "auroc",
     "generalisation_report", "format_markdown", "plot_generalisation",
 ]
@@ -503,6 +505,75 @@ def scale_from_residual(op, x_hat: torch.Tensor, y: torch.Tensor, blur_sigma: fl
         return ((unit + floor) / (1.0 + floor)).to(x_hat.dtype)
 
 
+def split_scale(output, op, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, str]:
+    """``(x_hat, scale, kind)`` of a reconstruction callable's output.
+
+    A reconstruction callable returns either ``x_hat`` (N, 1, H, W), which then gets the
+    data-residual scale (:func:`scale_from_residual` with ``op`` and data ``y``, kind
+    ``"residual"``), or ``(x_hat, scale)`` with its own per-pixel scale, e.g. an ensemble's
+    standard deviation (:func:`scale_from_ensemble`, kind ``"own"``).  Both are detached.
+    """
+    if isinstance(output, tuple):
+        if len(output) != 2:
+            raise ValueError(f"a reconstruction callable returns x_hat or (x_hat, scale), got a "
+                             f"tuple of {len(output)}")
+        x_hat = _check_images(output[0], "x_hat").detach()
+        return x_hat, _check_scale(output[1], x_hat).detach(), "own"
+    x_hat = _check_images(output, "x_hat").detach()
+    return x_hat, scale_from_residual(op, x_hat, y), "residual"
+
+
+def uncertainty_error_correlation(scale: torch.Tensor, x_hat: torch.Tensor,
+                                  x_true: torch.Tensor) -> torch.Tensor:
+    """How well an uncertainty map tracks the true error: per-image Pearson correlation.
+
+    For each image, the Pearson correlation over its pixels between the map ``scale`` and the
+    absolute error ``|x_true - x_hat|``: 1 when the map is an affine image of the error, about
+    0 when it says nothing about where the errors are.
+
+    Parameters
+    ----------
+    scale, x_hat, x_true : torch.Tensor, shape (N, 1, H, W)
+
+    Returns
+    -------
+    torch.Tensor, shape (N,), float64; NaN for an image whose map or error is constant.
+    """
+    _check_images(x_hat, "x_hat")
+    _check_images(x_true, "x_true")
+    _check_same_shape(x_hat, x_true, "x_hat", "x_true")
+    s = _check_scale(scale, x_hat).detach().double().reshape(x_hat.shape[0], -1)
+    e = (x_true.detach().double() - x_hat.detach().double()).abs().reshape(x_hat.shape[0], -1)
+    s = s - s.mean(1, keepdim=True)
+    e = e - e.mean(1, keepdim=True)
+    den = torch.sqrt((s * s).sum(1) * (e * e).sum(1))
+    num = (s * e).sum(1)
+    return torch.where(den > 0, num / torch.where(den > 0, den, 1.0),
+                       torch.full_like(num, float("nan")))
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation of two (n,) samples (ties get their mean rank); NaN if constant."""
+    a, b = _check_1d(a, "a"), _check_1d(b, "b")
+    if a.numel() != b.numel() or a.numel() < 2:
+        raise ValueError(f"need two samples of one size >= 2, got {a.numel()} and {b.numel()}")
+
+    def ranks(v):
+        order = torch.argsort(v)
+        r = torch.empty_like(v)
+        r[order] = torch.arange(1, v.numel() + 1, dtype=v.dtype)
+        for value in torch.unique(v):  # mean rank of ties
+            tie = v == value
+            if tie.sum() > 1:
+                r[tie] = r[tie].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = float(torch.sqrt((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum()) / den if den > 0 else float("nan")
+
+
 def constant_scale(x_hat: torch.Tensor, value: float = 1.0) -> torch.Tensor:
     """The constant scale map ``value`` (> 0) of ``x_hat``'s shape (N, 1, H, W): plain ``+- lam``."""
     _check_images(x_hat, "x_hat")
@@ -623,16 +694,19 @@ def _run(recon, op, dataset, n: int, batch_size: int, noise_std, tick,
         y, x = dataset.batch(range(start, min(start + batch_size, n)))
         with torch.no_grad():
             t0 = time.perf_counter()
-            x_hat = recon(y)
+            output = recon(y)
             seconds += time.perf_counter() - t0
-            if not isinstance(x_hat, torch.Tensor) or x_hat.shape != x.shape:
-                got = tuple(x_hat.shape) if isinstance(x_hat, torch.Tensor) else type(x_hat).__name__
+            first = output[0] if isinstance(output, tuple) else output
+            if not isinstance(first, torch.Tensor) or first.shape != x.shape:
+                got = tuple(first.shape) if isinstance(first, torch.Tensor) else type(first).__name__
                 raise ValueError(f"a reconstruction callable must return images of shape "
-                                 f"{tuple(x.shape)}, got {got}")
-            x_hat = x_hat.detach().to(x.dtype)
-            scale = scale_from_residual(op, x_hat, y)
+                                 f"{tuple(x.shape)} (or a pair of them: x_hat, scale), got {got}")
+            x_hat, scale, kind = split_scale(output, op, y)
+            x_hat, scale = x_hat.to(x.dtype), scale.to(x.dtype)
             stats = {"psnr": psnr(x_hat, x), "ssim": ssim(x_hat, x), "rmse": image_rmse(x_hat, x),
-                     "dc": data_consistency(op, x_hat, y, noise_std(y))}
+                     "dc": data_consistency(op, x_hat, y, noise_std(y)),
+                     "corr": uncertainty_error_correlation(scale, x_hat, x),
+                     "mean_scale": scale.double().reshape(x.shape[0], -1).mean(1)}
             if intervals is None:
                 stats["ratios"] = pixel_ratios(x_hat, x, scale)
             else:
@@ -643,7 +717,13 @@ def _run(recon, op, dataset, n: int, batch_size: int, noise_std, tick,
         tick(y.shape[0])
     res = {k: torch.cat(v) for k, v in out.items()}
     res["seconds"] = seconds
+    res["scale_kind"] = kind
     return res
+
+
+def _nanmean_or_none(t: torch.Tensor) -> Optional[float]:
+    t = t[~torch.isnan(t)]
+    return float(t.mean()) if t.numel() else None
 
 
 def generalisation_report(methods: Dict[str, Callable], shifts: Sequence[str], n: int = 100,
@@ -668,7 +748,9 @@ def generalisation_report(methods: Dict[str, Callable], shifts: Sequence[str], n
     ----------
     methods : dict
         ``name -> factory``; ``factory(op)`` returns a callable mapping data (B, 1, A, D) to
-        images (B, 1, H, W) for operator ``op`` (learned models rebind to ``op`` in there).
+        images (B, 1, H, W) for operator ``op`` (learned models rebind to ``op`` in there),
+        or to a pair ``(x_hat, scale)`` whose per-pixel ``scale`` (e.g. a deep ensemble's
+        standard deviation) replaces the data-residual scale (see :func:`split_scale`).
     shifts : sequence of str
         ``"none"`` (ellipses, default spec), an image family of ``tomolearn.data.FAMILIES``
         other than ellipses, or a measurement shift of ``tomolearn.data.SHIFTS`` (applied to
@@ -695,8 +777,14 @@ def generalisation_report(methods: Dict[str, Callable], shifts: Sequence[str], n
         shift) with ``method, dataset, shift, n, psnr, psnr_std, ssim, ssim_std,
         seconds_per_image, psnr_gap, ssim_gap`` (gap = in-distribution minus this shift),
         ``alpha, coverage, interval_width, rmse_bound, bound_coverage, detection_auroc``
-        (null for "none") and ``flagged``; ``calibration`` holds per method ``lambda``,
-        ``pixel_risk``, ``rmse_bound`` and the mean calibration data-consistency score.
+        (null for "none"), ``flagged``, ``scale`` ("residual" or "own"),
+        ``uncertainty_error_correlation`` (mean over images of the pixel-wise Pearson
+        correlation of the scale map with the absolute error,
+        :func:`uncertainty_error_correlation`) and ``uncertainty_rmse_spearman`` (Spearman
+        correlation over images of the mean scale with the RMSE; null for the residual scale,
+        which has mean 1 in every image); ``calibration`` holds per method ``lambda``,
+        ``pixel_risk``, ``rmse_bound``, ``scale`` and the mean calibration data-consistency
+        score.
         Infinite values are given as null (None) so the dict is valid JSON.
     """
     from .data import SimulatedDataset, SimulationSpec
@@ -743,7 +831,7 @@ def generalisation_report(methods: Dict[str, Callable], shifts: Sequence[str], n
         calibration[method] = {
             "lambda": _finite_or_none(intervals.lam), "pixel_risk": intervals.risk,
             "rmse_bound": _finite_or_none(rmse_bound.bound),
-            "data_consistency_mean": float(cal["dc"].mean()),
+            "data_consistency_mean": float(cal["dc"].mean()), "scale": cal["scale_kind"],
         }
         per_shift = {}
         for shift in shifts:
@@ -764,6 +852,11 @@ def generalisation_report(methods: Dict[str, Callable], shifts: Sequence[str], n
                 "rmse_bound": _finite_or_none(rmse_bound.bound),
                 "bound_coverage": float(rmse_bound.covers(res["rmse"]).double().mean()),
                 "flagged": float((pvals < alpha).double().mean()),
+                "scale": res["scale_kind"],
+                "uncertainty_error_correlation": _nanmean_or_none(res["corr"]),
+                # the residual scale has mean 1 in every image: no image-level information
+                "uncertainty_rmse_spearman": None if res["scale_kind"] == "residual" else
+                _finite_or_none(spearman(res["mean_scale"], res["rmse"])),
             })
         ref = per_shift["none"]
         for row in rows[-len(shifts):]:
@@ -774,7 +867,7 @@ def generalisation_report(methods: Dict[str, Callable], shifts: Sequence[str], n
                                       else auroc(ref["dc"], res["dc"]))
     return {"results": rows, "alpha": alpha,
             "calibration": {"dataset": "ellipses/validation", "n": calibration_n,
-                            "scale": "residual", "noise_std": getattr(noise_std, "__name__",
+                            "noise_std": getattr(noise_std, "__name__",
                                                                       repr(noise_std)),
                             "methods": calibration}}
 
@@ -788,15 +881,18 @@ def format_markdown(report: dict) -> str:
         return "–" if v is None else format(v, spec)
 
     lines = ["| method | shift | dataset | n | PSNR | ± | SSIM | ΔPSNR | ΔSSIM | pixel coverage "
-             "| width | RMSE bound | bound coverage | detection AUROC | flagged |",
-             "|" + "---|" * 15]
+             "| width | RMSE bound | bound coverage | detection AUROC | flagged | scale "
+             "| map–error r | map–RMSE ρ |",
+             "|" + "---|" * 18]
     for r in report["results"]:
         lines.append(
             f"| {r['method']} | {r['shift']} | {r['dataset']} | {r['n']} | {r['psnr']:.2f} | "
             f"{r['psnr_std']:.2f} | {r['ssim']:.3f} | {r['psnr_gap']:+.2f} | {r['ssim_gap']:+.3f} | "
             f"{f(r.get('coverage'), '.3f')} | {f(r.get('interval_width'), '.4f')} | "
             f"{f(r.get('rmse_bound'), '.4f')} | {f(r.get('bound_coverage'), '.2f')} | "
-            f"{f(r.get('detection_auroc'), '.2f')} | {f(r.get('flagged'), '.2f')} |")
+            f"{f(r.get('detection_auroc'), '.2f')} | {f(r.get('flagged'), '.2f')} | "
+            f"{r.get('scale') or '–'} | {f(r.get('uncertainty_error_correlation'), '.2f')} | "
+            f"{f(r.get('uncertainty_rmse_spearman'), '.2f')} |")
     return "\n".join(lines) + "\n"
 
 

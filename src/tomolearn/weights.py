@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -30,7 +31,7 @@ import torch
 from .files import atomic_write_bytes
 
 __all__ = ["MODELS", "build_model", "save_weights", "load_weights", "load", "available",
-           "WeightsError"]
+           "ensemble_members", "WeightsError"]
 
 SHIPPED = Path(__file__).parent / "weights"
 
@@ -144,9 +145,38 @@ def load_weights(path) -> tuple:
     return state, card
 
 
-def available() -> list:
-    """Names of the weights shipped with the package (for :func:`load`)."""
+def _shipped_weights() -> list:
     return sorted(p.stem for p in SHIPPED.glob("*.safetensors"))
+
+
+def ensemble_members(name: str) -> list:
+    """The shipped members ``NAME-1``, ``NAME-2``, ... of the deep ensemble ``name`` (in order)."""
+    members = [w for w in _shipped_weights() if re.fullmatch(re.escape(name) + r"-\d+", w)]
+    return sorted(members, key=lambda w: int(w.rsplit("-", 1)[1]))
+
+
+def available() -> list:
+    """Names :func:`load` knows: the shipped weights, and each deep ensemble whose members
+    (``NAME-1``, ``NAME-2``, ..., at least two) are shipped."""
+    singles = _shipped_weights()
+    ensembles = {w.rsplit("-", 1)[0] for w in singles if re.fullmatch(r".+-\d+", w)}
+    return sorted(singles + [e for e in ensembles if len(ensemble_members(e)) >= 2])
+
+
+def _ensemble_card(name: str, cards: list) -> dict:
+    """The card of a deep ensemble: its members' cards and their totals."""
+    first = cards[0]
+    return {"model": {"name": name, "class": "DeepEnsemble",
+                      "members": [c["model"] for c in cards]},
+            "n_parameters": sum(c["n_parameters"] for c in cards),
+            "geometry": first.get("geometry"), "data": first.get("data"),
+            "training": {"members": len(cards),
+                         "samples_seen": sum(c["training"]["samples_seen"] for c in cards),
+                         "steps_done": sum(c["training"]["steps_done"] for c in cards),
+                         "seconds": round(sum(c["training"]["seconds"] for c in cards), 1),
+                         "hardware": first["training"]["hardware"]},
+            "validation": {"members": [c.get("validation") for c in cards]},
+            "members": cards}
 
 
 def card_operator(card: dict):
@@ -174,7 +204,11 @@ def load(name_or_path, op=None, device="cpu"):
     ----------
     name_or_path : str or Path
         A shipped model name (see :func:`available`, e.g. ``"lpd-ellipses"``)
-        or the path of a ``.safetensors`` file with its card beside it.
+        or the path of a ``.safetensors`` file with its card beside it.  The
+        name of a shipped deep ensemble (``"lpd-ensemble"``: members
+        ``lpd-ensemble-1``, ``-2``, ...) gives a
+        :class:`tomolearn.learned.DeepEnsemble` of all its members, whose
+        card lists the members' cards.
     op : LinearOperator, optional
         Bind the weights to this operator instead of the card's; it must be
         compatible with the card's geometry (same operator class and geometry
@@ -187,6 +221,14 @@ def load(name_or_path, op=None, device="cpu"):
     FileNotFoundError, WeightsError, ValueError
     """
     path = Path(name_or_path)
+    if path.suffix != ".safetensors" and str(name_or_path) not in _shipped_weights() \
+            and str(name_or_path) in available():
+        from .learned import DeepEnsemble
+
+        members = [load(m, op=op, device=device) for m in ensemble_members(str(name_or_path))]
+        ensemble = DeepEnsemble(members).eval()
+        ensemble.card = _ensemble_card(str(name_or_path), [m.card for m in members])
+        return ensemble
     if path.suffix != ".safetensors":
         if str(name_or_path) not in available():
             raise FileNotFoundError(f"no shipped model {str(name_or_path)!r}; available: "
