@@ -74,6 +74,19 @@ def test_benchmark_ellipses_json_rows(tmp_path):
     assert "DIVal" in proc.stdout
 
 
+def test_benchmark_learned_json_rows(tmp_path):
+    out = tmp_path / "speed.json"
+    proc = run("benchmark", "learned", "--methods", "lgd", "--batches", "2", "--repeats", "1",
+               "--json", str(out))
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["method"] == "lgd" and row["batch"] == 2 and row["n_parameters"] > 0
+    for key in ("fp32_nchw_ms", "fp32_channels_last_ms", "bf16_nchw_ms", "bf16_channels_last_ms",
+                "train_samples_per_s"):
+        assert row[key] > 0, key
+    assert 0 < row["operator_share"] < 1
+    assert "operator" in proc.stdout and "lgd" in proc.stdout
+
+
 
 def main_in_process(args, capsys):
     """Run ``tomolearn.cli.main(args)`` here (no interpreter start-up): (status, stdout, stderr)."""
@@ -313,6 +326,8 @@ def test_evaluate_a_shipped_model_under_a_geometry_shift(tmp_path):
     (["benchmark", "operators", "--device", "cuda:7"], None),
     (["benchmark", "ellipses", "--methods", "unet"], "unknown method 'unet'"),
     (["benchmark", "ellipses", "--n", "5000"], "--n must be in [1, 3200]"),
+    (["benchmark", "learned", "--methods", "tv"], "unknown network 'tv'"),
+    (["benchmark", "learned", "--batches", "1,16"], "one positive batch size"),
     (["data", "generate", "cats", "--out", "x.h5"], "unknown dataset 'cats'"),
     (["data", "generate", "ellipses", "--out", "x.h5", "--shift", "angles-7"], "unknown shift"),
     (["info", "--json", "/"], "is a directory"),

@@ -352,7 +352,11 @@ def tv_time_to_converge(n_images: int = 5, tolerance_db: float = 0.1, n_iter: in
             "tolerance_db": tolerance_db, "reference_iterations": n_iter, "n_images": n_images}
 
 
-def learned_speed(methods=("fbpconvnet", "lgd", "lpd"), batch: int = 16, repeats: int = 5,
+#: The shipped architectures, as :func:`learned_speed` builds them.
+SPEED_ARCHITECTURES = {"fbpconvnet": {"channels": 16, "depth": 4}, "lgd": {}, "lpd": {}}
+
+
+def learned_speed(methods=tuple(SPEED_ARCHITECTURES), batch: int = 16, repeats: int = 5,
                   train_batch: int = 8, progress: Optional[Callable[[str], None]] = None) -> List[dict]:
     """Inference and training speed of the learned methods on the ellipses geometry (CPU or CUDA).
 
@@ -372,10 +376,9 @@ def learned_speed(methods=("fbpconvnet", "lgd", "lpd"), batch: int = 16, repeats
     dataset = ellipses_benchmark("test", size=max(batch, train_batch))
     op = dataset.operator()
     y, x = dataset.batch(range(max(batch, train_batch)))
-    arch = {"fbpconvnet": {"channels": 16, "depth": 4}, "lgd": {}, "lpd": {}}
     rows = []
     for method in methods:
-        model = build_model(method, op, **arch[method]).eval()
+        model = build_model(method, op, **SPEED_ARCHITECTURES[method]).eval()
         row = {"method": method, "batch": batch, "n_parameters": model.n_parameters,
                "torch_threads": torch.get_num_threads()}
         for amp in (False, True):
@@ -431,6 +434,22 @@ def learned_speed(methods=("fbpconvnet", "lgd", "lpd"), batch: int = 16, repeats
     return rows
 
 
+def format_speed_table(rows: List[dict]) -> str:
+    """Plain-text table of :func:`learned_speed` rows (milliseconds per image, samples/s)."""
+    head = (f"{'network':<12}{'params':>8}{'batch':>7}{'fp32 ms':>9}{'fp32 CL':>9}{'bf16 ms':>9}"
+            f"{'bf16 CL':>9}{'operator':>10}{'train/s':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['method']:<12}{r['n_parameters'] / 1e3:>7.0f}k{r['batch']:>7}"
+                     f"{r['fp32_nchw_ms']:>9.1f}{r['fp32_channels_last_ms']:>9.1f}"
+                     f"{r['bf16_nchw_ms']:>9.1f}{r['bf16_channels_last_ms']:>9.1f}"
+                     f"{100 * r['operator_share']:>9.0f}%{r['train_samples_per_s']:>9.1f}")
+    lines.append("ms: inference milliseconds per image (median); CL: channels-last weights; operator: "
+                 "share of a float32 forward pass spent in the ray transform; train/s: training "
+                 f"samples per second (batch 8, bf16); torch threads {rows[0]['torch_threads'] if rows else '-'}")
+    return "\n".join(lines)
+
+
 def tune_ellipses(n: int = 50, progress: Optional[Callable[[str], None]] = None) -> dict:
     """Grid search of the classical methods' hyper-parameters on the first ``n`` validation samples.
 
@@ -456,11 +475,8 @@ def tune_ellipses(n: int = 50, progress: Optional[Callable[[str], None]] = None)
     return out
 
 
-if __name__ == "__main__":  # python -m tomolearn.benchmarks tune [N] | speed
+if __name__ == "__main__":  # python -m tomolearn.benchmarks tune [N]
     import json as _json
-    if len(sys.argv) >= 2 and sys.argv[1] == "speed":
-        print(_json.dumps(learned_speed(progress=lambda m: print(m, file=sys.stderr, flush=True)),
-                          indent=1))
     if len(sys.argv) >= 2 and sys.argv[1] == "tune":
         result = tune_ellipses(int(sys.argv[2]) if len(sys.argv) > 2 else 50,
                                progress=lambda m: print(m, file=sys.stderr, flush=True))

@@ -48,7 +48,8 @@ EXAMPLES = {
     "benchmark": ("tomolearn benchmark operators\n"
                   "  tomolearn benchmark operators --geometries ellipses,fan --batches 1,16 "
                   "--json operators.json\n"
-                  "  tomolearn benchmark ellipses --methods fbp,tv --n 100 --json ellipses.json"),
+                  "  tomolearn benchmark ellipses --methods fbp,tv --n 100 --json ellipses.json\n"
+                  "  tomolearn benchmark learned --batches 16 --json learned.json"),
 }
 
 
@@ -758,13 +759,15 @@ def _evaluate_methods(args) -> list:
 
 
 def _factory(method: str):
-    """``factory(op) -> recon(y)`` for :func:`uq.generalisation_report`, with one-line errors."""
+    """``factory(op) -> recon(y)`` for :func:`uq.generalisation_report`, with one-line errors.
+
+    ``recon`` returns ``(x_hat, scale)`` for methods with their own uncertainty (ensembles)."""
     from .benchmarks import reconstruct
 
     def factory(op):
         def recon(y):
             try:
-                return reconstruct(method, op, y)
+                return reconstruct(method, op, y, uncertainty=True)
             except ValueError as e:
                 shape = "x".join(str(s) for s in op.range_shape)
                 raise UsageError(f"method {method!r} cannot reconstruct {shape} data "
@@ -889,6 +892,9 @@ def cmd_benchmark(args) -> int:
 
     if args.task == "ellipses":
         return _benchmark_ellipses(args)
+    if args.task == "learned":
+        return _benchmark_learned(args)
+    args.batches = args.batches or [1, 16]
     unknown = [g for g in args.geometries if g not in OPERATOR_CASES]
     if unknown:
         raise UsageError(f"unknown geometry {unknown[0]!r}; expected some of "
@@ -908,11 +914,33 @@ def cmd_benchmark(args) -> int:
     return 0
 
 
+def _benchmark_learned(args) -> int:
+    from .benchmarks import SPEED_ARCHITECTURES, format_speed_table, learned_speed
+
+    methods = args.methods or list(SPEED_ARCHITECTURES)
+    unknown = [m for m in methods if m not in SPEED_ARCHITECTURES]
+    if unknown:
+        raise UsageError(f"unknown network {unknown[0]!r}; expected some of "
+                         f"{','.join(SPEED_ARCHITECTURES)}")
+    args.batches = args.batches or [16]
+    if len(args.batches) != 1 or args.batches[0] < 1:
+        raise UsageError(f"--batches must be one positive batch size for 'learned', got {args.batches}")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    progress = (lambda msg: print(f"[benchmark] {msg}", file=sys.stderr, flush=True))
+    rows = learned_speed(methods, batch=args.batches[0], repeats=args.repeats, progress=progress)
+    print(format_speed_table(rows))
+    if args.json:
+        _write_json(args.json, {"results": rows})
+    return 0
+
+
 def _benchmark_ellipses(args) -> int:
     from tqdm import tqdm
 
     from .benchmarks import LEARNED, METHODS, benchmark_ellipses, format_quality_table, tv_time_to_converge
 
+    args.methods = args.methods or ["fbp", "tv"]
     unknown = [m for m in args.methods if m not in METHODS]
     if unknown:
         raise UsageError(f"unknown method {unknown[0]!r}; available: {','.join(METHODS)}")
@@ -1109,18 +1137,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="speed and quality benchmarks against peers",
                        epilog="examples:\n  " + EXAMPLES["benchmark"],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=["operators", "ellipses"],
+    p.add_argument("task", choices=["operators", "ellipses", "learned"],
                    help="operators: projector speed against ASTRA; ellipses: reconstruction quality "
-                        "on DIVal's ellipses test split against DIVal's published table")
-    p.add_argument("--methods", type=_csv, default=["fbp", "tv"], help="ellipses: comma-separated methods")
+                        "on DIVal's ellipses test split against DIVal's published table; learned: "
+                        "inference and training speed of the learned networks, operator share")
+    p.add_argument("--methods", type=_csv, default=None,
+                   help="ellipses: comma-separated methods (default fbp,tv); learned: networks "
+                        "(default fbpconvnet,lgd,lpd)")
     p.add_argument("--n", type=int, default=None, help="ellipses: first N test samples (default all 3200)")
     p.add_argument("--batch-size", type=int, default=50, help="ellipses: images reconstructed together")
     p.add_argument("--amp", action="store_true",
                    help="ellipses: run the learned methods in bfloat16 (CPU) / float16 (CUDA) autocast")
     p.add_argument("--geometries", type=_csv, default=["ellipses", "lodopab", "fan"],
                    help="comma-separated: ellipses,lodopab,fan (default all)")
-    p.add_argument("--batches", type=lambda v: _csv(v, int), default=[1, 16],
-                   help="comma-separated batch sizes (default 1,16)")
+    p.add_argument("--batches", type=lambda v: _csv(v, int), default=None,
+                   help="operators: comma-separated batch sizes (default 1,16); learned: one "
+                        "inference batch size (default 16)")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median is reported)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
