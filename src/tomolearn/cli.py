@@ -227,7 +227,7 @@ def cmd_demo(args) -> int:
         print()
         print(f"error bounds (alpha {args.alpha:g}, calibrated on {args.calibration_n} ellipses "
               "validation images, standard spec; pixel cov. = mean fraction of pixels inside "
-              "their intervals):")
+              "their intervals; map r = correlation of the uncertainty map with the error):")
         print(result["bounds_table"])
         flagged = [(c["name"], m) for c in result["cases"] for m, b in (c.get("bounds") or {}).items()
                    if isinstance(b, dict) and b.get("flagged")]

@@ -191,8 +191,9 @@ def format_bounds_table(rows: Sequence[dict]) -> str:
 
     Columns: method, dataset, n, alpha, mean pixel coverage of the intervals (target
     ``>= 1 - alpha`` in distribution), mean interval width (image units), RMSE bound (image
-    units), fraction of images whose RMSE is within it, fraction flagged as shifted.  Rows
-    without bounds say why.
+    units), fraction of images whose RMSE is within it, fraction flagged as shifted, and the
+    mean correlation of the uncertainty map with the absolute error.  Rows without bounds say
+    why.
     """
     def f(v, spec):
         return "–" if v is None else format(v, spec)
@@ -200,7 +201,7 @@ def format_bounds_table(rows: Sequence[dict]) -> str:
     wm = max([6] + [len(str(r["method"])) for r in rows]) + 2
     wd = max([7] + [len(str(r["dataset"])) for r in rows]) + 2
     head = (f"{'method':<{wm}}{'dataset':<{wd}}{'n':>4}{'alpha':>7}{'pixel cov.':>12}"
-            f"{'width':>9}{'RMSE bound':>12}{'bound cov.':>12}{'flagged':>9}")
+            f"{'width':>9}{'RMSE bound':>12}{'bound cov.':>12}{'flagged':>9}{'map r':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         line = f"{str(r['method']):<{wm}}{str(r['dataset']):<{wd}}{int(r['n']):>4}"
@@ -210,7 +211,8 @@ def format_bounds_table(rows: Sequence[dict]) -> str:
         else:
             line += (f"{f(r['alpha'], '.2f'):>7}{f(r['coverage'], '.3f'):>12}"
                      f"{f(r.get('interval_width'), '.4f'):>9}{f(r['rmse_bound'], '.4f'):>12}"
-                     f"{f(r['bound_coverage'], '.2f'):>12}{f(r['flagged'], '.2f'):>9}")
+                     f"{f(r['bound_coverage'], '.2f'):>12}{f(r['flagged'], '.2f'):>9}"
+                     f"{f(r.get('uncertainty_error_correlation'), '.2f'):>7}")
         lines.append(line)
     return "\n".join(lines)
 

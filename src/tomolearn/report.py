@@ -292,20 +292,24 @@ def render_case_figure(case: dict, *, dpi: int = 90, panel_inches: float = 2.1) 
                       f"(0 to {top:.2g}, 99.5th percentile)")
 
     for r, (label, cmap, present) in enumerate(map_rows, start=2):
+        # 0 to the 99.5th percentile, like the error row: a few extreme pixels (an ensemble's
+        # members disagreeing at the border) must not wash out every map
         values = np.concatenate([v.ravel() for v in present.values()])
-        vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
-        if not vmax > vmin:
-            vmax = vmin + 1.0
+        vmax, true_max = float(np.nanpercentile(values, 99.5)), float(np.nanmax(values))
+        if not vmax > 0:
+            vmax = true_max if true_max > 0 else 1.0
         for j, m in enumerate(methods):
             if m not in present:
                 continue
             ax = image_axes(r, 2 + j)
-            im_map = ax.imshow(present[m], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            im_map = ax.imshow(present[m], cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
             ax.set_title(f"{m}: {label}\nmean {float(np.nanmean(present[m])):.3g}", **title_kw)
-        cb = fig.colorbar(im_map, cax=fig.add_subplot(grid[r, n_cols]))
+        cb = fig.colorbar(im_map, cax=fig.add_subplot(grid[r, n_cols]),
+                          extend="max" if true_max > vmax else "neither")
         cb.ax.tick_params(labelsize=7)
         cb.set_label(label, fontsize=7)
-        label_axes(r, f"{label}\none colour scale for\nall methods of this image")
+        label_axes(r, f"{label}\none colour scale for\nall methods of this image\n"
+                      f"(0 to {vmax:.2g}, 99.5th percentile)")
 
     dataset = case.get("dataset")
     fig.suptitle(name + (f"  ({dataset})" if dataset else ""), fontsize=11, fontweight="bold")
@@ -391,6 +395,9 @@ _SCALE_NAMES = {"own": "ensemble spread", "residual": "data residual"}
 
 
 def _metrics_table_html(rows: List[dict]) -> str:
+    """The quality table (PSNR, SSIM, time, DIVal's figures) and, when rows carry bounds, the
+    bounds table (coverage, RMSE bound, flags, the uncertainty map's source and its
+    correlation with the error), one row per method and dataset in both."""
     if not rows:
         return "<p class='note'>No metric rows.</p>"
     ref = _has_reference(rows)
@@ -400,51 +407,64 @@ def _metrics_table_html(rows: List[dict]) -> str:
         p = _num(r.get("psnr"))
         if p is not None and p > best.get(r["dataset"], -math.inf):
             best[r["dataset"]] = p
-    head = ("<tr><th class='l'>method</th><th class='l'>dataset</th><th>n</th><th>PSNR (dB)</th>"
-            "<th>SSIM</th><th>time / image</th>"
-            + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else "")
-            + ("<th>pixel coverage</th><th>RMSE bound</th><th>bound holds</th><th>flagged</th>"
-               "<th class='l'>uncertainty</th><th>map–error r</th>" if bounds else "") + "</tr>")
-    out, previous = [head], None
-    for r in rows:
-        group = " class='group'" if previous is not None and r["dataset"] != previous else ""
-        previous = r["dataset"]
+
+    def table(head: str, cells_of) -> str:
+        out, previous = ["<tr><th class='l'>method</th><th class='l'>dataset</th><th>n</th>"
+                         + head + "</tr>"], None
+        for r in rows:
+            group = " class='group'" if previous is not None and r["dataset"] != previous else ""
+            previous = r["dataset"]
+            out.append(f"<tr{group}><td class='l'>{_e(r['method'])}</td>"
+                       f"<td class='l'>{_e(r['dataset'])}</td><td>{_e(r['n'])}</td>"
+                       + "".join(cells_of(r)) + "</tr>")
+        return "<table>" + "".join(out) + "</table>"
+
+    def quality(r):
         is_best = _num(r.get("psnr")) is not None and _num(r.get("psnr")) == best.get(r["dataset"])
-        cells = [f"<td class='l'>{_e(r['method'])}</td>", f"<td class='l'>{_e(r['dataset'])}</td>",
-                 f"<td>{_e(r['n'])}</td>",
-                 f"<td{' class=best' if is_best else ''}>{_fmt(r['psnr'], '.2f')} ± "
+        cells = [f"<td{' class=best' if is_best else ''}>{_fmt(r['psnr'], '.2f')} ± "
                  f"{_fmt(r['psnr_std'], '.2f')}</td>",
                  f"<td>{_fmt(r['ssim'], '.3f')} ± {_fmt(r['ssim_std'], '.3f')}</td>",
                  f"<td>{_e(_fmt_seconds(r['seconds_per_image']))}</td>"]
         if ref:
             cells += [f"<td class='ref'>{_fmt(r.get('dival_psnr'), '.2f')}</td>",
                       f"<td class='ref'>{_fmt(r.get('dival_ssim'), '.3f')}</td>"]
-        if bounds:
-            cells += [f"<td>{_fmt(r.get('coverage'), '.3f')}</td>",
-                      f"<td>{_fmt(r.get('rmse_bound'), '.4f')}</td>",
-                      f"<td>{_fmt(r.get('bound_coverage'), '.2f')}</td>",
-                      f"<td>{_fmt(r.get('flagged'), '.2f')}</td>",
-                      f"<td class='l'>{_e(_SCALE_NAMES.get(r.get('scale'), r.get('scale') or ''))}</td>",
-                      f"<td>{_fmt(r.get('uncertainty_error_correlation'), '.2f')}</td>"]
-        out.append(f"<tr{group}>" + "".join(cells) + "</tr>")
+        return cells
+
+    def bound_cells(r):
+        return [f"<td>{_fmt(r.get('coverage'), '.3f')}</td>",
+                f"<td>{_fmt(r.get('interval_width'), '.4f')}</td>",
+                f"<td>{_fmt(r.get('rmse_bound'), '.4f')}</td>",
+                f"<td>{_fmt(r.get('bound_coverage'), '.2f')}</td>",
+                f"<td>{_fmt(r.get('flagged'), '.2f')}</td>",
+                f"<td class='l'>{_e(_SCALE_NAMES.get(r.get('scale'), r.get('scale') or ''))}</td>",
+                f"<td>{_fmt(r.get('uncertainty_error_correlation'), '.2f')}</td>"]
+
+    html = table("<th>PSNR (dB)</th><th>SSIM</th><th>time / image</th>"
+                 + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else ""), quality)
     note = ("PSNR and SSIM use the DIVal convention (data range = max − min of each ground truth); "
             "± is the standard deviation over the n images; bold marks the best PSNR per dataset.")
     if ref:
         note += (" DIVal columns: published results on the standard ellipses benchmark "
                  "(30 angles, 2.5 % noise, full test split), shown for orientation only.")
+    html += f"<p class='note'>{_e(note)}</p>"
     if bounds:
         alpha = next((r["alpha"] for r in rows if _num(r.get("alpha")) is not None), None)
-        note += (f" Bounds (level alpha = {alpha}): pixel coverage is the mean fraction of pixels "
-                 "inside their conformal interval (guaranteed >= 1 - alpha in expectation on "
-                 "in-distribution data); the RMSE bound holds with probability >= 1 - alpha per "
-                 "in-distribution image, 'bound holds' is the observed fraction; 'flagged' is the "
-                 "fraction of images whose data-consistency p-value is below alpha. Uncertainty: "
-                 "what the map's shape comes from (the spread of a deep ensemble's members, or "
-                 "the back-projected data residual); map–error r: the Pearson correlation over "
-                 "pixels of the uncertainty map with the absolute error, mean over the images "
-                 "(1: the map shows exactly where the errors are; 0: it does not). Blank: not "
-                 "calibrated for that method.")
-    return "<table>" + "".join(out) + "</table>" + f"<p class='note'>{_e(note)}</p>"
+        html += ("<h3>Bounds and uncertainty maps, per method</h3>"
+                 + table("<th>pixel coverage</th><th>interval width</th><th>RMSE bound</th>"
+                         "<th>bound holds</th><th>flagged</th><th class='l'>uncertainty map</th>"
+                         "<th>map–error r</th>", bound_cells))
+        note = (f"Level alpha = {alpha}. Pixel coverage: the mean fraction of pixels inside their "
+                "conformal interval (guaranteed >= 1 - alpha in expectation on in-distribution "
+                "data); interval width: mean over pixels and images, image units; the RMSE bound "
+                "holds with probability >= 1 - alpha per in-distribution image, 'bound holds' is "
+                "the observed fraction; 'flagged': the fraction of images whose data-consistency "
+                "p-value is below alpha. Uncertainty map: what the map's shape comes from (the "
+                "spread of a deep ensemble's members, or the back-projected data residual); "
+                "map–error r: the Pearson correlation over pixels of the uncertainty map with the "
+                "absolute error, mean over the images (1: the map shows exactly where the errors "
+                "are; 0: it does not). Blank: not calibrated for that method.")
+        html += f"<p class='note'>{_e(note)}</p>"
+    return html
 
 
 def _kv_table(d: dict) -> str:
