@@ -319,6 +319,19 @@ def test_evaluate_a_shipped_model_under_a_geometry_shift(tmp_path):
     assert [(r["method"], r["shift"]) for r in rows] == [("lpd", "none"), ("lpd", "angles-20")]
 
 
+
+def test_evaluate_the_shipped_ensemble_calibrates_on_its_spread(tmp_path):
+    js = tmp_path / "e.json"
+    proc = run("evaluate", "--model", "lpd-ensemble", "--shift", "noise-10%", "--n", "3",
+               "--calibration-n", "4", "--alpha", "0.25", "--json", js, "--quiet")
+    doc = json.loads(js.read_text())
+    assert doc["calibration"]["methods"]["lpd-ensemble"]["scale"] == "own"
+    for r in doc["results"]:
+        assert r["method"] == "lpd-ensemble" and r["scale"] == "own"
+        assert -1 <= r["uncertainty_error_correlation"] <= 1
+        assert -1 <= r["uncertainty_rmse_spearman"] <= 1
+    assert "| lpd-ensemble | noise-10% |" in proc.stdout
+
 # -- bad input ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("args,message", [
     (["benchmark", "operators", "--geometries", "nope"], "unknown geometry 'nope'"),

@@ -332,6 +332,35 @@ def test_members_name_1_2_load_as_a_deep_ensemble(tmp_path, monkeypatch):
         tl.load("tiny")
 
 
+def test_shipped_deep_ensemble_of_independent_lpd_members():
+    from tomolearn import uq
+    from tomolearn.learned import DeepEnsemble, LearnedPrimalDual
+    from tomolearn.weights import available, ensemble_members
+
+    assert "lpd-ensemble" in available()
+    names = ensemble_members("lpd-ensemble")
+    assert len(names) >= 4
+    ens = tl.load("lpd-ensemble")
+    assert isinstance(ens, DeepEnsemble) and ens.n_members == len(names)
+    assert all(isinstance(m, LearnedPrimalDual) for m in ens.ensemble)
+    seeds = [c["training"]["seed"] for c in ens.card["members"]]
+    assert len(set(seeds)) == len(seeds)  # independently initialised and shuffled
+    assert all(c["validation"]["psnr"] > 25.0 for c in ens.card["members"])
+    y, x = tl.data.ellipses_benchmark("test", size=2).batch([0, 1])
+    with torch.no_grad():
+        each = ens.members(y)
+    assert float(tl.metrics.psnr(each.mean(0), x).mean()) > 25.0
+    spread = each.std(0)
+    assert float(spread.mean()) > 1e-3  # the members disagree, and most where they err:
+    r = uq.uncertainty_error_correlation(spread + 1e-6, each.mean(0), x)
+    assert float(r.mean()) > 0.1
+    more = tl.data.SimulationSpec().replace(n_angles=60).operator()
+    assert tl.load("lpd-ensemble", op=more)(torch.zeros(1, 1, 60, 183)).shape == (1, 1, 128, 128)
+    small = tl.ct.RayTransform(tl.ct.ParallelBeam2D(n_angles=30, n_detectors=91), image_shape=(64, 64))
+    with pytest.raises(ValueError, match="image shape"):
+        tl.load("lpd-ensemble", op=small)
+
+
 @pytest.mark.parametrize("name", ["fbpconvnet-ellipses", "lgd-ellipses", "lpd-ellipses"])
 def test_shipped_weights_load_and_check_geometry(name):
     from tomolearn.weights import available
