@@ -263,3 +263,26 @@ def test_deep_ensemble_mean_members_and_rebinding(op, batch):
         DeepEnsemble([members[0], make("lpd", more)])
     with pytest.raises(TypeError, match="reconstructor"):
         DeepEnsemble([members[0], torch.nn.Identity()])
+
+
+@pytest.mark.parametrize("name", ["fbpconvnet", "lgd", "lpd"])
+def test_cpu_inference_in_sub_batches_equals_one_batch(name, op, monkeypatch):
+    model = make(name, op, norm="batch" if name == "fbpconvnet" else "none").eval()
+    y = op(torch.rand(11, 1, N, N, generator=torch.Generator().manual_seed(3)))
+    calls = []
+    inner = model._reconstruct
+    monkeypatch.setattr(model, "_reconstruct", lambda part: calls.append(len(part)) or inner(part))
+    model.inference_chunk = 4
+    with torch.no_grad():
+        split = model(y)
+        assert calls == [4, 4, 3]
+        model.inference_chunk = None
+        whole = model(y)
+    assert calls[-1] == 11
+    torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
+    model.inference_chunk = 4
+    model(y[:5])  # autograd on: one batch (training and gradients see the batch as given)
+    model.train()
+    with torch.no_grad():
+        model(y[:5])  # training mode (batch statistics): one batch
+    assert calls[-2:] == [5, 5]

