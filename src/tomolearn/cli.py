@@ -969,11 +969,16 @@ def _benchmark_ellipses(args) -> int:
 
 # -- train ------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from .train import trainer_from_config
+    from .train import distributed_teardown, trainer_from_config
 
-    trainer = trainer_from_config(args.config, out_dir=args.out, progress=not args.quiet,
-                                  overrides=args.set)
-    summary = trainer.fit(resume=args.resume, max_steps=args.max_steps)
+    try:
+        trainer = trainer_from_config(args.config, out_dir=args.out, progress=not args.quiet,
+                                      overrides=args.set)
+        summary = trainer.fit(resume=args.resume, max_steps=args.max_steps)
+    except BaseException:
+        distributed_teardown(wait=False)
+        raise
+    distributed_teardown()
     if trainer.rank == 0:
         best = summary["best"]
         best_text = (f"best validation PSNR {best['psnr']:.2f} dB / SSIM {best['ssim']:.3f} at step "

@@ -60,7 +60,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from .files import atomic_write_bytes
 from .metrics import psnr, ssim
 
-__all__ = ["Trainer", "TrainingDivergedError", "CheckpointError", "cosine_schedule"]
+__all__ = ["Trainer", "TrainingDivergedError", "CheckpointError", "cosine_schedule",
+           "distributed_setup", "distributed_teardown"]
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -179,6 +180,20 @@ def distributed_setup() -> tuple:
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def distributed_teardown(wait: bool = True) -> None:
+    """Leave the process group joined by :func:`distributed_setup`, if any.
+
+    With ``wait`` every rank first meets at a barrier (pass False after an
+    error, when the other ranks may never arrive).  Without this teardown
+    gloo's threads can abort the interpreter at exit ("terminate called
+    without an active exception") after a finished run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 class Trainer:
