@@ -288,7 +288,7 @@ def test_evaluate_under_a_shift_writes_rows_with_shift_alpha_coverage(tmp_path):
     js, md, plot = tmp_path / "e.json", tmp_path / "e.md", tmp_path / "e.png"
     proc = run("evaluate", "--methods", "fbp", "--shift", "noise-10%", "--n", "4",
                "--calibration-n", "9", "--alpha", "0.2", "--json", js, "--markdown", md,
-               "--plot", plot)
+               "--plot", plot, "--report", tmp_path / "study")
     doc = json.loads(js.read_text())
     rows = doc["results"]
     assert [(r["method"], r["shift"], r["dataset"]) for r in rows] == [
@@ -301,6 +301,24 @@ def test_evaluate_under_a_shift_writes_rows_with_shift_alpha_coverage(tmp_path):
     assert doc["calibration"]["n"] == 9
     assert "| fbp | noise-10% |" in proc.stdout and md.read_text() in proc.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "study" / "index.html").read_text()
+    assert "<th>PSNR drop (dB)</th>" in page and "<th>shift AUROC</th>" in page
+    assert "<figcaption>PSNR per shift and method</figcaption>" in page
+    assert "ellipses-noise-10%/test" in page and "id='images'" not in page
+    assert f"<td>{rows[1]['psnr_gap']:+.2f}</td>" in page
+    assert f"<td>{rows[1]['detection_auroc']:.2f}</td>" in page
+    saved = json.loads((tmp_path / "study" / "metrics.json").read_text())["results"]
+    assert [r["psnr"] for r in saved] == [r["psnr"] for r in rows]
+
+
+def test_evaluate_refuses_a_non_empty_report_directory_before_any_work(tmp_path):
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "keep.txt").write_text("user data")
+    proc = run("evaluate", "--methods", "fbp", "--n", "2", "--calibration-n", "4", "--alpha",
+               "0.25", "--report", tmp_path / "study", check=False)
+    assert proc.returncode == 2 and "--report" in proc.stderr and "--overwrite" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["keep.txt"]
 
 
 def test_evaluate_in_distribution_only_by_default(tmp_path):

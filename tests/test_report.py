@@ -108,7 +108,23 @@ def test_bad_input_is_rejected_before_writing(tmp_path):
     case["reconstructions"]["fbp"] = np.zeros((8, 8))
     with pytest.raises(ValueError, match=r"shape \(16, 16\)"):
         write_report(tmp_path / "b", [case], _rows(), META)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(ValueError, match="PNG bytes"):
+        write_report(tmp_path / "c", [], _rows(), META, figures=[("chart", b"GIF89a")])
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_a_study_report_with_figures_only(tmp_path):
+    from tomolearn.uq import generalisation_figure
+
+    rows = [dict(r, shift=s, psnr_gap=g, detection_auroc=a, coverage=0.9, interval_width=0.1,
+                 rmse_bound=0.05, bound_coverage=0.9, flagged=0.1, alpha=0.1)
+            for r, s, g, a in zip(_rows(), ("none", "noise-10%"), (0.0, 3.25), (None, 0.875))]
+    png = generalisation_figure({"results": rows})
+    page = write_report(tmp_path / "s", [], rows, META, figures=[("PSNR <per> shift", png)]).read_text()
+    assert "<td>+3.25</td>" in page and "<td>0.88</td>" in page
+    assert "<figcaption>PSNR &lt;per&gt; shift</figcaption>" in page
+    assert "id='images'" not in page and "href='#figures'" in page
+    assert page.count("src='data:image/png;base64,") == 1
 
 
 def test_format_table_without_reference_columns():

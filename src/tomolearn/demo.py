@@ -37,7 +37,8 @@ NO_BOUNDS = {"tv": "TV is too slow to calibrate in a demo (about a second per im
 DEFAULT_FAMILIES = ("ellipses", "shepp-logan", "ct-slice", "rectangles", "lesions")
 
 
-def _versions() -> dict:
+def software_versions() -> dict:
+    """Versions of tomolearn, Python, torch, NumPy, Matplotlib and the platform, for reports."""
     import matplotlib
 
     from . import __version__
@@ -527,7 +528,7 @@ def run_demo(out_dir, *, n_images: int = 2, angles: int = 30, noise: float = 0.0
                      "simulation spec": spec.to_dict()},
         "bounds": bounds_meta,
         "command": command,
-        "versions": _versions(),
+        "versions": software_versions(),
         "timings": {"operator set-up and warm-up calls": t_warm,
                     "calibration of the error bounds": t_cal, "simulation": t_sim,
                     "reconstruction (all timed calls)": t_rec,

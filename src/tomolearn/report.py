@@ -402,6 +402,8 @@ def _metrics_table_html(rows: List[dict]) -> str:
         return "<p class='note'>No metric rows.</p>"
     ref = _has_reference(rows)
     bounds = any(_num(r.get("coverage")) is not None for r in rows)
+    gaps = any("psnr_gap" in r for r in rows)          # rows of a generalisation study
+    detection = any("detection_auroc" in r for r in rows)
     best = {}
     for r in rows:
         p = _num(r.get("psnr"))
@@ -425,6 +427,8 @@ def _metrics_table_html(rows: List[dict]) -> str:
                  f"{_fmt(r['psnr_std'], '.2f')}</td>",
                  f"<td>{_fmt(r['ssim'], '.3f')} ± {_fmt(r['ssim_std'], '.3f')}</td>",
                  f"<td>{_e(_fmt_seconds(r['seconds_per_image']))}</td>"]
+        if gaps:
+            cells.append(f"<td>{_fmt(r.get('psnr_gap'), '+.2f')}</td>")
         if ref:
             cells += [f"<td class='ref'>{_fmt(r.get('dival_psnr'), '.2f')}</td>",
                       f"<td class='ref'>{_fmt(r.get('dival_ssim'), '.3f')}</td>"]
@@ -436,13 +440,18 @@ def _metrics_table_html(rows: List[dict]) -> str:
                 f"<td>{_fmt(r.get('rmse_bound'), '.4f')}</td>",
                 f"<td>{_fmt(r.get('bound_coverage'), '.2f')}</td>",
                 f"<td>{_fmt(r.get('flagged'), '.2f')}</td>",
+                *([f"<td>{_fmt(r.get('detection_auroc'), '.2f')}</td>"] if detection else []),
                 f"<td class='l'>{_e(_SCALE_NAMES.get(r.get('scale'), r.get('scale') or ''))}</td>",
                 f"<td>{_fmt(r.get('uncertainty_error_correlation'), '.2f')}</td>"]
 
     html = table("<th>PSNR (dB)</th><th>SSIM</th><th>time / image</th>"
+                 + ("<th>PSNR drop (dB)</th>" if gaps else "")
                  + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else ""), quality)
     note = ("PSNR and SSIM use the DIVal convention (data range = max − min of each ground truth); "
             "± is the standard deviation over the n images; bold marks the best PSNR per dataset.")
+    if gaps:
+        note += (" PSNR drop: the method's in-distribution PSNR minus its PSNR on this dataset "
+                 "(positive: worse under the shift).")
     if ref:
         note += (" DIVal columns: published results on the standard ellipses benchmark "
                  "(30 angles, 2.5 % noise, full test split), shown for orientation only.")
@@ -451,14 +460,20 @@ def _metrics_table_html(rows: List[dict]) -> str:
         alpha = next((r["alpha"] for r in rows if _num(r.get("alpha")) is not None), None)
         html += ("<h3>Bounds and uncertainty maps, per method</h3>"
                  + table("<th>pixel coverage</th><th>interval width</th><th>RMSE bound</th>"
-                         "<th>bound holds</th><th>flagged</th><th class='l'>uncertainty map</th>"
-                         "<th>map–error r</th>", bound_cells))
+                         "<th>bound holds</th><th>flagged</th>"
+                         + ("<th>shift AUROC</th>" if detection else "")
+                         + "<th class='l'>uncertainty map</th><th>map–error r</th>", bound_cells))
         note = (f"Level alpha = {alpha}. Pixel coverage: the mean fraction of pixels inside their "
                 "conformal interval (guaranteed >= 1 - alpha in expectation on in-distribution "
                 "data); interval width: mean over pixels and images, image units; the RMSE bound "
                 "holds with probability >= 1 - alpha per in-distribution image, 'bound holds' is "
                 "the observed fraction; 'flagged': the fraction of images whose data-consistency "
-                "p-value is below alpha. Uncertainty map: what the map's shape comes from (the "
+                "p-value is below alpha. "
+                + ("Shift AUROC: how well the data-consistency score separates this dataset from "
+                   "the in-distribution test images (1: perfectly, 0.5: not at all; the test is "
+                   "one-sided, so data fitted better than in calibration score below 0.5). "
+                   if detection else "")
+                + "Uncertainty map: what the map's shape comes from (the "
                 "spread of a deep ensemble's members, or the back-projected data residual); "
                 "map–error r: the Pearson correlation over pixels of the uncertainty map with the "
                 "absolute error, mean over the images (1: the map shows exactly where the errors "
@@ -526,7 +541,7 @@ def _flags_html(cases: List[dict]) -> str:
             "<th>p-value</th><th class='l'>status</th></tr>" + "".join(items) + "</table>")
 
 
-def _build_html(cases, figures, rows, meta) -> str:
+def _build_html(cases, figures, rows, meta, extra_figures=()) -> str:
     title = str(meta.get("title") or "tomolearn reconstruction report")
     description = meta.get("description") or (
         "Reconstructions of simulated tomographic measurements, their quality against the ground "
@@ -539,7 +554,11 @@ def _build_html(cases, figures, rows, meta) -> str:
     nav = ["<a href='#metrics'>metrics</a>"]
     if flags:
         nav.append("<a href='#flagged'>flagged images</a>")
-    nav += ["<a href='#images'>images</a>", "<a href='#timings'>timings</a>",
+    if extra_figures:
+        nav.append("<a href='#figures'>figures</a>")
+    show_images = bool(cases) or not extra_figures  # a study report may have figures only
+    nav += (["<a href='#images'>images</a>"] if show_images else []) + [
+            "<a href='#timings'>timings</a>",
             "<a href='#reproduce'>reproduce</a>"]
 
     fig_parts, current = [], object()
@@ -565,13 +584,22 @@ def _build_html(cases, figures, rows, meta) -> str:
     ]
     if isinstance(settings, dict) and settings:
         parts.append("<h2 id='settings'>Settings</h2>" + _kv_table(settings))
-    parts += ["<h2 id='metrics'>Metrics</h2>", _metrics_table_html(rows), flags,
-              "<h2 id='images'>Images</h2>",
-              "<p class='note'>Per image: ground truth, measured sinogram and each reconstruction on "
-              "the ground truth's grey scale; below, the absolute error of each method on one colour "
-              "scale shared by the methods of that image (compare methods within a row, not across "
-              "images).</p>"]
-    parts += fig_parts or ["<p class='note'>No images.</p>"]
+    parts += ["<h2 id='metrics'>Metrics</h2>", _metrics_table_html(rows), flags]
+    if extra_figures:
+        parts.append("<h2 id='figures'>Figures</h2>")
+        for caption, png in extra_figures:
+            w, h = _png_size(png)
+            b64 = base64.b64encode(png).decode("ascii")
+            parts.append(f"<figure><img alt='{_e(caption)}' width='{w}' height='{h}' "
+                         f"src='data:image/png;base64,{b64}'><figcaption>{_e(caption)}"
+                         "</figcaption></figure>")
+    if show_images:
+        parts += ["<h2 id='images'>Images</h2>",
+                  "<p class='note'>Per image: ground truth, measured sinogram and each reconstruction "
+                  "on the ground truth's grey scale; below, the absolute error of each method on one "
+                  "colour scale shared by the methods of that image (compare methods within a row, "
+                  "not across images).</p>"]
+        parts += fig_parts or ["<p class='note'>No images.</p>"]
     parts += ["<h2 id='timings'>Timings</h2>", _timings_html(rows, meta),
               "<h2 id='reproduce'>Reproduce</h2>",
               "<p>Run this to produce this report again (same seed, same data):</p>",
@@ -597,7 +625,8 @@ def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
 
 
 def write_report(out_dir, cases: List[dict], rows: List[dict], meta: dict, *,
-                 overwrite: bool = False, dpi: int = 90) -> Path:
+                 overwrite: bool = False, dpi: int = 90,
+                 figures: Sequence[Tuple[str, bytes]] = ()) -> Path:
     """Write a self-contained HTML report and its metrics to ``out_dir``.
 
     Parameters
@@ -633,6 +662,9 @@ def write_report(out_dir, cases: List[dict], rows: List[dict], meta: dict, *,
     overwrite : bool
     dpi : int
         Figure resolution (90 keeps a 10-image report around 1-2 MB).
+    figures : sequence of (caption, PNG bytes)
+        Extra figures (e.g. :func:`tomolearn.uq.generalisation_figure`), shown
+        after the metrics.
 
     Returns
     -------
@@ -651,11 +683,18 @@ def write_report(out_dir, cases: List[dict], rows: List[dict], meta: dict, *,
     meta = dict(meta)
     meta.setdefault("generated", _dt.datetime.now().astimezone().isoformat(timespec="seconds"))
 
-    figures = []
+    extra = []
+    for item in figures:
+        if (not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[1], bytes)
+                or not item[1].startswith(b"\x89PNG")):
+            raise ValueError("figures must be (caption, PNG bytes) pairs, got "
+                             f"{type(item).__name__}")
+        extra.append((str(item[0]), item[1]))
+    case_figures = []
     for case in cases:
         png = render_case_figure(case, dpi=dpi)
-        figures.append((png, _png_size(png)))
-    page = _build_html(cases, figures, rows, meta)
+        case_figures.append((png, _png_size(png)))
+    page = _build_html(cases, case_figures, rows, meta, extra)
     doc = {
         "results": rows,
         "meta": meta,

@@ -65,7 +65,7 @@ __all__ = [
     "image_rmse", "pixel_ratios", "scale_from_ensemble", "scale_from_residual", "constant_scale",
     "split_scale", "uncertainty_error_correlation", "spearman",
     "data_consistency", "relative_noise_std", "conformal_pvalues", "auroc",
-    "generalisation_report", "format_markdown", "plot_generalisation",
+    "generalisation_report", "format_markdown", "plot_generalisation", "generalisation_figure",
 ]
 
 #: Tolerance of rank and risk comparisons against expressions in ``alpha`` (see module doc).
@@ -898,10 +898,15 @@ def format_markdown(report: dict) -> str:
 
 def plot_generalisation(report: dict, path) -> None:
     """Grouped bar chart of PSNR (dB) per shift, one bar per method, written atomically as PNG."""
+    from .files import atomic_write_bytes
+
+    atomic_write_bytes(path, generalisation_figure(report))
+
+
+def generalisation_figure(report: dict) -> bytes:
+    """PNG bytes of :func:`plot_generalisation`'s chart (for embedding in a report)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from .files import atomic_write_bytes
 
     rows = report.get("results") if isinstance(report, dict) else None
     if not rows:
@@ -924,4 +929,4 @@ def plot_generalisation(report: dict, path) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
