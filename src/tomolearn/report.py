@@ -367,8 +367,9 @@ p.lead { color: var(--muted); margin: 0 0 12px; max-width: 980px; }
 nav { font-size: 14px; margin: 6px 0 14px; }
 nav a { color: var(--accent); margin-right: 14px; text-decoration: none; }
 table { border-collapse: collapse; font-size: 14px; margin: 6px 0 10px; }
-th, td { padding: 4px 12px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
-th { background: #eef1f4; font-weight: 600; }
+div.wide { overflow-x: auto; }
+th, td { padding: 4px 9px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th { background: #eef1f4; font-weight: 600; white-space: normal; vertical-align: bottom; }
 td.l, th.l { text-align: left; }
 tr.group td { border-top: 2px solid var(--line); }
 td.best { font-weight: 700; }
@@ -419,7 +420,7 @@ def _metrics_table_html(rows: List[dict]) -> str:
             out.append(f"<tr{group}><td class='l'>{_e(r['method'])}</td>"
                        f"<td class='l'>{_e(r['dataset'])}</td><td>{_e(r['n'])}</td>"
                        + "".join(cells_of(r)) + "</tr>")
-        return "<table>" + "".join(out) + "</table>"
+        return "<div class='wide'><table>" + "".join(out) + "</table></div>"
 
     def quality(r):
         is_best = _num(r.get("psnr")) is not None and _num(r.get("psnr")) == best.get(r["dataset"])
