@@ -166,13 +166,13 @@ def cmd_info(args) -> int:
 # -- demo ---------------------------------------------------------------------------------
 def _check_out_dir(path, flag: str, overwrite: bool) -> Path:
     """A report directory: absent, empty, or non-empty with ``--overwrite``."""
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{flag} {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"{flag} {out}: directory exists and is not empty; pass --overwrite to "
-                         "replace its report, or choose another directory")
-    return out
+    from .report import check_report_dir
+
+    try:
+        check_report_dir(path, overwrite)
+    except OSError as e:
+        raise UsageError(f"{flag}: {e}") from None
+    return Path(path)
 
 
 def _check_out_file(path, flag: str, overwrite: bool = True, suffix: Optional[str] = None) -> Path:

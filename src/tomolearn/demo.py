@@ -310,7 +310,7 @@ def run_demo(out_dir, *, n_images: int = 2, angles: int = 30, noise: float = 0.0
     from . import benchmarks, metrics, uq
     from .benchmarks import DIVAL_ELLIPSES, ELLIPSES_DEFAULTS, reconstruct
     from .data import FAMILIES, NoiseSpec, SimulatedDataset, SimulationSpec
-    from .report import _check_out_dir, write_report
+    from .report import check_report_dir, write_report
 
     t_start = time.perf_counter()
     # -- check everything before any work ----------------------------------------------------
@@ -353,7 +353,7 @@ def run_demo(out_dir, *, n_images: int = 2, angles: int = 30, noise: float = 0.0
         batch_size = _check_int("batch_size", batch_size, 1)
     dev = _resolve_device(device)
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, overwrite)
+    check_report_dir(out_dir, overwrite)
 
     spec = SimulationSpec().replace(n_angles=angles, noise=NoiseSpec(kind="gaussian", level=float(noise)),
                                     seed=seed)

@@ -542,6 +542,15 @@ def _flags_html(cases: List[dict]) -> str:
             "<th>p-value</th><th class='l'>status</th></tr>" + "".join(items) + "</table>")
 
 
+def _figure_html(png: bytes, alt: str, caption: Optional[str] = None) -> str:
+    """One embedded PNG (data URI) at its own pixel size, optionally captioned."""
+    w, h = _png_size(png)
+    b64 = base64.b64encode(png).decode("ascii")
+    cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
+    return (f"<figure><img alt='{_e(alt)}' width='{w}' height='{h}' "
+            f"src='data:image/png;base64,{b64}'>{cap}</figure>")
+
+
 def _build_html(cases, figures, rows, meta, extra_figures=()) -> str:
     title = str(meta.get("title") or "tomolearn reconstruction report")
     description = meta.get("description") or (
@@ -563,15 +572,13 @@ def _build_html(cases, figures, rows, meta, extra_figures=()) -> str:
             "<a href='#reproduce'>reproduce</a>"]
 
     fig_parts, current = [], object()
-    for case, (png, (w, h)) in zip(cases, figures):
+    for case, png in zip(cases, figures):
         dataset = case.get("dataset")
         if dataset != current:
             current = dataset
             if dataset:
                 fig_parts.append(f"<h3>{_e(dataset)}</h3>")
-        b64 = base64.b64encode(png).decode("ascii")
-        fig_parts.append(f"<figure><img alt='{_e(case['name'])}' width='{w}' height='{h}' "
-                         f"src='data:image/png;base64,{b64}'></figure>")
+        fig_parts.append(_figure_html(png, case["name"]))
 
     generated = meta.get("generated") or _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     parts = [
@@ -588,12 +595,7 @@ def _build_html(cases, figures, rows, meta, extra_figures=()) -> str:
     parts += ["<h2 id='metrics'>Metrics</h2>", _metrics_table_html(rows), flags]
     if extra_figures:
         parts.append("<h2 id='figures'>Figures</h2>")
-        for caption, png in extra_figures:
-            w, h = _png_size(png)
-            b64 = base64.b64encode(png).decode("ascii")
-            parts.append(f"<figure><img alt='{_e(caption)}' width='{w}' height='{h}' "
-                         f"src='data:image/png;base64,{b64}'><figcaption>{_e(caption)}"
-                         "</figcaption></figure>")
+        parts += [_figure_html(png, caption, caption) for caption, png in extra_figures]
     if show_images:
         parts += ["<h2 id='images'>Images</h2>",
                   "<p class='note'>Per image: ground truth, measured sinogram and each reconstruction "
@@ -615,7 +617,13 @@ def _build_html(cases, figures, rows, meta, extra_figures=()) -> str:
 # ---------------------------------------------------------------------------------------------
 # public entry point
 # ---------------------------------------------------------------------------------------------
-def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
+def check_report_dir(out_dir, overwrite: bool) -> None:
+    """Refuse a report directory that is a file, or not empty without ``overwrite``.
+
+    Raises :class:`NotADirectoryError` or :class:`FileExistsError`; call it
+    before long work so nothing is computed for a report that cannot be written.
+    """
+    out_dir = Path(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
             raise NotADirectoryError(f"report directory {out_dir} exists and is not a directory")
@@ -676,7 +684,7 @@ def write_report(out_dir, cases: List[dict], rows: List[dict], meta: dict, *,
         (non-finite numbers as null).
     """
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, overwrite)
+    check_report_dir(out_dir, overwrite)
     rows = _check_rows(rows)
     cases = _check_cases(cases)
     if not isinstance(meta, dict):
@@ -691,10 +699,7 @@ def write_report(out_dir, cases: List[dict], rows: List[dict], meta: dict, *,
             raise ValueError("figures must be (caption, PNG bytes) pairs, got "
                              f"{type(item).__name__}")
         extra.append((str(item[0]), item[1]))
-    case_figures = []
-    for case in cases:
-        png = render_case_figure(case, dpi=dpi)
-        case_figures.append((png, _png_size(png)))
+    case_figures = [render_case_figure(case, dpi=dpi) for case in cases]
     page = _build_html(cases, case_figures, rows, meta, extra)
     doc = {
         "results": rows,
@@ -708,7 +713,7 @@ def write_report(out_dir, cases: List[dict], rows: List[dict], meta: dict, *,
     }
     metrics_bytes = (json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n").encode("utf-8")
 
-    _check_out_dir(out_dir, overwrite)  # again: rendering takes a while
+    check_report_dir(out_dir, overwrite)  # again: rendering takes a while
     out_dir.mkdir(parents=True, exist_ok=True)
     index = out_dir / "index.html"
     for path, data in ((out_dir / "metrics.json", metrics_bytes), (index, page.encode("utf-8"))):
