@@ -210,7 +210,7 @@ def test_reconstruct_from_a_png_image(tmp_path):
     imsave(tmp_path / "phantom.png", phantoms.shepp_logan(200).numpy(), cmap="gray")  # RGBA
     proc = run("reconstruct", "--input", tmp_path / "phantom.png", "--method", "fbp",
                "--image-size", "96", "--angles", "40", "--noise", "0.01", "--seed", "2",
-               "--out", tmp_path / "out" / "rec.npy")
+               "--out", tmp_path / "out" / "rec.npy", "--parents")  # out/ is created
     psnr = float(proc.stdout.split("PSNR ")[1].split(" dB")[0])
     assert 18 < psnr < 40 and "from 40 angles" in proc.stdout
     assert np.load(tmp_path / "out" / "rec.npy").shape == (96, 96)

@@ -132,8 +132,11 @@ def test_batch_equals_each_image_alone(name):
         "osem": lambda d: S.osem(op, d, n_subsets=3, n_iter=5),
     }[name]
     both = run(y).x
+    # CGLS's short recurrences amplify rounding once the residual is small (float64 differences
+    # of 1e-14 after 5 iterations grow to 2e-9 after 10 on AVX-512 CPUs): looser for it alone
+    tol = 1e-7 if name == "cgls" else 1e-10
     for b in range(2):
-        torch.testing.assert_close(both[b:b + 1], run(y[b:b + 1]).x, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(both[b:b + 1], run(y[b:b + 1]).x, rtol=tol, atol=tol)
 
 
 def test_float32_and_devices():

@@ -98,14 +98,17 @@ def _add_debug(p: argparse.ArgumentParser) -> None:
                    help="show Python tracebacks on errors")
 
 
-def _write_json(path: str, payload: dict, overwrite: bool = True) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file, then rename)."""
-    target = Path(path)
-    if target.exists() and target.is_dir():
-        raise UsageError(f"--json {path}: is a directory")
-    if not overwrite and target.exists():
-        raise UsageError(f"--json {path}: file exists (use --overwrite)")
-    atomic_write_bytes(target, (json.dumps(payload, indent=2) + "\n").encode())
+def _write_json(path: str, payload: dict) -> None:
+    """Write ``payload`` to ``path`` atomically (checked by :func:`_check_out_file` before the work)."""
+    atomic_write_bytes(Path(path), (json.dumps(payload, indent=2) + "\n").encode())
+
+
+def _add_output_flags(p: argparse.ArgumentParser, overwrite_help: Optional[str] = None) -> None:
+    """``--overwrite`` (unless the verb has its own) and ``--parents``, shared by every verb that writes."""
+    if overwrite_help is not None:
+        p.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    p.add_argument("--parents", action="store_true",
+                   help="create missing folders of the output paths (refused otherwise)")
 
 
 def _csv(value: str, kind=str):
@@ -125,6 +128,8 @@ def cmd_info(args) -> int:
     from .benchmarks import OPERATOR_CASES
     from .ct import RayTransform
 
+    if args.json:
+        _check_out_file(args.json, "--json", args.overwrite, args.parents)
     devices = ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})"
                          for i in range(torch.cuda.device_count())]
     try:
@@ -164,10 +169,23 @@ def cmd_info(args) -> int:
 
 
 # -- demo ---------------------------------------------------------------------------------
-def _check_out_dir(path, flag: str, overwrite: bool) -> Path:
-    """A report directory: absent, empty, or non-empty with ``--overwrite``."""
+def _check_parent(target: Path, flag: str, parents: bool) -> None:
+    """The folder an output goes into must exist (or ``--parents`` lets us create it)."""
+    parent = target.absolute().parent
+    if parent.exists():
+        if not parent.is_dir():
+            raise UsageError(f"{flag} {target}: {target.parent} is not a directory")
+        return
+    if not parents:
+        raise UsageError(f"{flag} {target}: the folder {target.parent} does not exist (pass "
+                         f"--parents to create it)")
+
+
+def _check_out_dir(path, flag: str, overwrite: bool, parents: bool = False) -> Path:
+    """A report directory: absent, empty, or non-empty with ``--overwrite``; its parent exists."""
     from .report import check_report_dir
 
+    _check_parent(Path(path), flag, parents)
     try:
         check_report_dir(path, overwrite)
     except OSError as e:
@@ -175,8 +193,10 @@ def _check_out_dir(path, flag: str, overwrite: bool) -> Path:
     return Path(path)
 
 
-def _check_out_file(path, flag: str, overwrite: bool = True, suffix: Optional[str] = None) -> Path:
-    """Check an output file path before any work: not a directory, right suffix, free to write."""
+def _check_out_file(path, flag: str, overwrite: bool, parents: bool = False,
+                    suffix: Optional[str] = None) -> Path:
+    """Check an output file path before any work: not a directory, right suffix, free to
+    write (``--overwrite`` to replace a file), in an existing folder (or ``--parents``)."""
     target = Path(path)
     if suffix is not None and target.suffix.lower() != suffix:
         raise UsageError(f"{flag} {path}: expected a {suffix} file name")
@@ -184,8 +204,7 @@ def _check_out_file(path, flag: str, overwrite: bool = True, suffix: Optional[st
         raise UsageError(f"{flag} {path}: is a directory")
     if target.exists() and not overwrite:
         raise UsageError(f"{flag} {path}: file exists (pass --overwrite to replace it)")
-    if target.parent.exists() and not target.parent.is_dir():
-        raise UsageError(f"{flag} {path}: {target.parent} is not a directory")
+    _check_parent(target, flag, parents)
     return target
 
 
@@ -218,9 +237,9 @@ def cmd_demo(args) -> int:
         raise UsageError(f"--calibration-n {args.calibration_n} is too small for --alpha "
                          f"{args.alpha:g}: finite bounds need at least "
                          f"{math.ceil(1 / args.alpha - 1 - 1e-9)} calibration images")
-    out = _check_out_dir(args.out, "--out", args.overwrite)
+    out = _check_out_dir(args.out, "--out", args.overwrite, args.parents)
     if args.json:
-        _check_out_file(args.json, "--json")
+        _check_out_file(args.json, "--json", args.overwrite, args.parents)
     methods = args.methods if args.methods is not None else default_methods()
     if not args.no_bounds:
         _note_unflaggable("demo", args.calibration_n, args.alpha)
@@ -685,12 +704,13 @@ def cmd_reconstruct(args) -> int:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if args.index < 0:
         raise UsageError(f"--index must be non-negative, got {args.index}")
-    out = _check_out_file(args.out, "--out", args.overwrite, suffix=".npy")
-    png = _check_out_file(out.with_suffix(".png"), "--out (its PNG)", args.overwrite)
+    out = _check_out_file(args.out, "--out", args.overwrite, args.parents, suffix=".npy")
+    png = _check_out_file(out.with_suffix(".png"), "--out (its PNG)", args.overwrite, args.parents)
     inp = _read_input(Path(args.input), args)
     dcm = None
     if inp.dicom is not None:
-        dcm = _check_out_file(out.with_suffix(".dcm"), "--out (its DICOM)", args.overwrite)
+        dcm = _check_out_file(out.with_suffix(".dcm"), "--out (its DICOM)", args.overwrite,
+                              args.parents)
 
     op = inp.spec.operator()
     y = inp.y
@@ -822,13 +842,13 @@ def cmd_evaluate(args) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.json:
-        _check_out_file(args.json, "--json")
+        _check_out_file(args.json, "--json", args.overwrite, args.parents)
     if args.markdown:
-        _check_out_file(args.markdown, "--markdown")
+        _check_out_file(args.markdown, "--markdown", args.overwrite, args.parents)
     if args.plot:
-        _check_out_file(args.plot, "--plot", suffix=".png")
+        _check_out_file(args.plot, "--plot", args.overwrite, args.parents, suffix=".png")
     if args.report:
-        _check_out_dir(args.report, "--report", args.overwrite)
+        _check_out_dir(args.report, "--report", args.overwrite, args.parents)
 
     _note_unflaggable("evaluate", args.calibration_n, args.alpha)
     with tqdm(total=1, desc="evaluate", unit="img", file=sys.stderr, disable=args.quiet,
@@ -891,9 +911,7 @@ def cmd_data(args) -> int:
         raise UsageError(f"--n must be at least 1, got {args.n}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UsageError(f"{out} exists; pass --overwrite to replace it")
+    out = _check_out_file(args.out, "--out", args.overwrite, args.parents)
     spec = SimulationSpec(seed=args.seed)
     if args.shift:
         spec = shifted_spec(spec, args.shift)
@@ -919,6 +937,8 @@ def cmd_benchmark(args) -> int:
 
     from .benchmarks import OPERATOR_CASES, benchmark_operators, format_operator_table
 
+    if args.json:
+        _check_out_file(args.json, "--json", args.overwrite, args.parents)
     if args.task == "ellipses":
         return _benchmark_ellipses(args)
     if args.task == "learned":
@@ -1000,6 +1020,8 @@ def _benchmark_ellipses(args) -> int:
 def cmd_train(args) -> int:
     from .train import distributed_teardown, trainer_from_config
 
+    if args.out is not None:  # a run directory named in the configuration is created as named
+        _check_parent(Path(args.out), "--out", args.parents)
     try:
         trainer = trainer_from_config(args.config, out_dir=args.out, progress=not args.quiet,
                                       overrides=args.set)
@@ -1032,6 +1054,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  " + EXAMPLES["info"],
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", metavar="FILE", help="also write the information as JSON")
+    _add_output_flags(p, "replace an existing --json file")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("demo", help="simulate sparse-view CT, reconstruct, bound the errors, "
@@ -1058,7 +1081,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "rectangles,lesions)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test images and noise (default 0)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
-    p.add_argument("--overwrite", action="store_true", help="replace the report in a non-empty --out")
+    _add_output_flags(p, "replace the report in a non-empty --out and an existing --json file")
     p.add_argument("--json", metavar="FILE", help="also write the metrics JSON there")
     p.add_argument("--no-bounds", action="store_true", help="skip the error bounds (no calibration)")
     p.add_argument("--alpha", type=float, default=0.1,
@@ -1096,7 +1119,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "sinograms; .png, DICOM and square 2-D .npy are images)")
     p.add_argument("--index", type=int, default=0,
                    help="sample of an HDF5 file holding several (default 0)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    _add_output_flags(p, "replace existing output files")
     _add_debug(p)
     p.set_defaults(func=cmd_reconstruct)
 
@@ -1131,8 +1154,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="write a bar chart of PSNR per shift")
     p.add_argument("--report", metavar="DIR",
                    help="write an HTML report of the study (tables and chart) to DIR/index.html")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the report in a non-empty --report directory")
+    _add_output_flags(p, "replace existing --json/--markdown/--plot files and the report in a "
+                         "non-empty --report directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_debug(p)
     p.set_defaults(func=cmd_evaluate)
@@ -1154,7 +1177,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shift", default=None, help="measurement shift, e.g. angles-20, noise-5%%, low-dose")
     g.add_argument("--seed", type=int, default=1, help="dataset seed (default 1, the standard one)")
     g.add_argument("--batch-size", type=int, default=64)
-    g.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _add_output_flags(g, "replace an existing file")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_data)
 
@@ -1167,6 +1190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one configuration value (YAML), e.g. --set train.seed=1; repeatable")
     p.add_argument("--resume", action="store_true", help="continue the run in the run directory")
+    _add_output_flags(p)
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many steps (the schedule keeps its length; resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -1196,6 +1220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--backend", choices=["auto", "sparse", "matrix_free"], default="auto")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    _add_output_flags(p, "replace an existing --json file")
     p.set_defaults(func=cmd_benchmark)
     return parser
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -34,3 +36,45 @@ def atomic_write_bytes(path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+class LockedError(OSError):
+    """Another process holds the lock on an output (a dataset file, a run directory)."""
+
+
+@contextmanager
+def exclusive_lock(lock_path, what: str):
+    """Hold an exclusive, non-blocking lock on ``lock_path`` for the duration of the block.
+
+    ``lock_path`` is a small side file (created if needed, removed on release) that stands
+    for the output ``what`` names (e.g. ``"the dataset x.h5"``); the lock is an advisory
+    ``flock``, released by the kernel if the process dies, so a killed run never leaves a
+    stale lock behind.  Raises :class:`LockedError` at once when another process holds it.
+    """
+    lock_path = Path(lock_path)
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(f"{what} is being written by another tomolearn process (lock "
+                              f"{lock_path} is held); wait for it to finish or choose another "
+                              f"output") from None
+        # the holder we waited on may have removed the file: lock the file that is there now
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock_path
+    finally:
+        try:
+            os.unlink(lock_path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)

@@ -45,6 +45,7 @@ import csv
 import io
 import math
 import os
+import pickle
 import platform
 import random
 import time
@@ -57,13 +58,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, exclusive_lock
 from .metrics import psnr, ssim
 
 __all__ = ["Trainer", "TrainingDivergedError", "CheckpointError", "cosine_schedule",
            "distributed_setup", "distributed_teardown"]
 
 CHECKPOINT = "checkpoint.pt"
+RUN_LOCK = "run.lock"
 CHECKPOINT_FORMAT = 1
 
 
@@ -147,7 +149,11 @@ class _ResumableSampler(DistributedSampler):
 
 
 def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+    """The global RNG states as tensors and plain Python values (loadable with weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                       float(cached)],
              "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -156,10 +162,41 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _unsupported(error: Exception) -> str:
+    """The 'Unsupported global: ...' part of torch's weights-only error, without its advice."""
+    line = next(l for l in str(error).splitlines() if "Unsupported global" in l)
+    return "Unsupported global" + line.split("Unsupported global", 1)[1].split(". Please", 1)[0]
+
+
+def _read_checkpoint(path: Path, device) -> dict:
+    """Read a checkpoint without running code from it.
+
+    ``torch.load(weights_only=True)`` unpickles tensors and plain containers only: a crafted
+    file that would import or call anything is refused before any of its code runs.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e):  # junk bytes, not a forbidden object
+            raise CheckpointError(f"{path}: not a readable checkpoint (not a torch.save "
+                                  f"file)") from None
+        raise CheckpointError(f"{path}: refused: the checkpoint holds objects other than tensors "
+                              f"and plain values, which tomolearn never writes (not loaded, "
+                              f"nothing in it was run): "
+                              f"{_unsupported(e)}") from None
+    except Exception as e:  # zip errors of a damaged or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a tomolearn checkpoint (format "
+                              f"{state.get('format') if isinstance(state, dict) else None})")
+    return state
 
 
 def distributed_setup() -> tuple:
@@ -363,13 +400,7 @@ class Trainer:
         path = Path(path) if path is not None else self.checkpoint_path
         if not path.exists():
             raise FileNotFoundError(f"{path}: no checkpoint to resume from")
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as e:  # pickle / zip errors of a damaged file
-            raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not a tomolearn checkpoint (format "
-                                  f"{state.get('format') if isinstance(state, dict) else None})")
+        state = _read_checkpoint(path, self.device)
         mine, theirs = self._architecture(), state["architecture"]
         if mine != theirs:
             diff = sorted(k for k in set(mine["parameters"]) | set(theirs["parameters"])
@@ -497,7 +528,17 @@ class Trainer:
         ------
         TrainingDivergedError
             The loss became NaN/inf; the last checkpoint is left as it was.
+        LockedError
+            Another process is training in the same run directory.
         """
+        if self.rank != 0:
+            return self._fit(resume, max_steps, callback)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # two runs in one directory would replace each other's weights and interleave the logs
+        with exclusive_lock(self.out_dir / RUN_LOCK, f"the run directory {self.out_dir}"):
+            return self._fit(resume, max_steps, callback)
+
+    def _fit(self, resume: bool, max_steps: Optional[int], callback) -> dict:
         if resume:
             self.load_checkpoint()
         elif self.checkpoint_path.exists():
@@ -574,8 +615,8 @@ class Trainer:
         if not self.checkpoint_path.exists():
             return "none written yet"
         try:
-            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)["step"]
-        except Exception:
+            return _read_checkpoint(self.checkpoint_path, "cpu")["step"]
+        except (CheckpointError, KeyError, TypeError):
             return "unreadable"
 
     def _validate_and_select(self, logs: "_Logs") -> dict:

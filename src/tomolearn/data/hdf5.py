@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, exclusive_lock
 from .datasets import SimulatedDataset, SpecMismatchError, spec_differences
 
 __all__ = ["generate_hdf5", "open_hdf5", "H5Dataset", "DatasetFileError"]
@@ -78,11 +78,17 @@ def generate_hdf5(dataset: SimulatedDataset, path, *, overwrite: bool = False, b
     path = Path(path)
     if path.is_dir():
         raise DatasetFileError(f"{path}: is a directory")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # one writer per output: a second h5py.File(partial, 'w') would truncate the first's file
+    with exclusive_lock(path.with_name(path.name + ".lock"), f"the dataset {path}"):
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        return _generate_locked(dataset, path, overwrite, batch_size, progress)
+
+
+def _generate_locked(dataset, path: Path, overwrite: bool, batch_size: int, progress) -> Path:
     partial = path.with_name(path.name + ".partial")
     state_file = path.with_name(path.name + ".partial.json")
     spec_json = json.dumps(dataset.spec, sort_keys=True)

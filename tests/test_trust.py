@@ -1,0 +1,219 @@
+"""Everyday trust: no code runs from a checkpoint, model cards are validated, one writer per
+output, and outputs are checked (existing files, missing folders) before any work."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import tomolearn as tl
+from tomolearn import train as T
+from tomolearn.files import LockedError, exclusive_lock
+from tomolearn.weights import SHIPPED, WeightsError
+
+TINY = {
+    "model": {"name": "lgd", "params": {"n_iter": 2, "channels": 4}},
+    "data": {"simulation": {"image_size": 24, "n_angles": 6, "n_detectors": 35, "fine_size": 48},
+             "train_size": 32, "validation_size": 4},
+    "train": {"steps": 2, "batch_size": 4, "lr": 3e-3, "val_every": 2, "checkpoint_every": 1,
+              "log_every": 1, "warmup_steps": 1, "seed": 3, "tensorboard": False},
+}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tomolearn.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, env=ENV, cwd=cwd)
+
+
+# -- security ------------------------------------------------------------------------------
+class _Payload:
+    """Unpickling this object writes a marker file: the proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "code ran"))
+
+
+def test_a_crafted_checkpoint_does_not_run_code(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    marker = tmp_path / "pwned"
+    torch.save({"format": 1, "payload": _Payload(marker)}, run / "checkpoint.pt")
+    trainer = T.trainer_from_config(TINY, out_dir=run, progress=False)
+    with pytest.raises(T.CheckpointError, match="refused"):
+        trainer.fit(resume=True)
+    assert not marker.exists()
+    # the same file through the command line: a one-line refusal, and still no code ran
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(json.dumps(TINY))
+    proc = cli("train", cfg, "--out", run, "--resume", "--quiet")
+    assert proc.returncode == 2 and "refused" in proc.stderr and "Traceback" not in proc.stderr
+    assert not marker.exists()
+    # a raw pickle (no zip container) is refused as well
+    (run / "checkpoint.pt").write_bytes(pickle.dumps({"payload": _Payload(marker)}))
+    with pytest.raises(T.CheckpointError):
+        trainer.fit(resume=True)
+    assert not marker.exists()
+
+
+def test_checkpoints_hold_only_tensors_and_plain_values_and_still_resume(tmp_path):
+    whole = T.trainer_from_config(TINY, out_dir=tmp_path / "a", progress=False)
+    whole.fit()
+    part = T.trainer_from_config(TINY, out_dir=tmp_path / "b", progress=False)
+    part.fit(max_steps=1)
+    torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)  # raises on anything else
+    torch.manual_seed(99)
+    again = T.trainer_from_config(TINY, out_dir=tmp_path / "b", progress=False)
+    again.fit(resume=True)
+    a, b = whole.model.state_dict(), again.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _copy_shipped(tmp_path, name="lpd-ellipses"):
+    for suffix in (".safetensors", ".json"):
+        (tmp_path / f"{name}{suffix}").write_bytes((SHIPPED / f"{name}{suffix}").read_bytes())
+    return tmp_path / f"{name}.safetensors", tmp_path / f"{name}.json"
+
+
+def test_a_card_that_contradicts_its_geometry_or_weights_is_refused(tmp_path):
+    weights, card_path = _copy_shipped(tmp_path)
+    card = json.loads(card_path.read_text())
+    edited = json.loads(json.dumps(card))
+    edited["data"]["simulation"]["image_size"] = 64
+    card_path.write_text(json.dumps(edited))
+    with pytest.raises(WeightsError, match=r"contradicts itself.*domain_shape"):
+        tl.load(weights)
+    edited = json.loads(json.dumps(card))
+    edited["data"]["simulation"]["n_angles"] = 60
+    card_path.write_text(json.dumps(edited))
+    with pytest.raises(WeightsError, match="contradicts itself"):
+        tl.load(weights)
+    edited = json.loads(json.dumps(card))
+    edited["n_parameters"] = 12
+    card_path.write_text(json.dumps(edited))
+    with pytest.raises(WeightsError, match="says 12 parameters, the weights hold 253220"):
+        tl.load(weights)
+    card_path.write_text(json.dumps(card))
+    assert tl.load(weights).card["sha256"] == card["sha256"]
+
+
+@pytest.mark.parametrize("card, message", [
+    ([1, 2], "must be a JSON object, got a list"),
+    ({"sha256": "x"}, "lacks 'model'"),
+    ({"model": "lpd", "sha256": "x"}, "'model' must be an object, got a string"),
+    ({"model": {"name": 3}, "sha256": "x"}, "'model.name' must be a string"),
+    ({"model": {"name": "lpd", "params": []}, "sha256": "x"}, "'model.params' must be an object"),
+    ({"model": {"name": "lpd"}, "sha256": "x", "geometry": {"domain_shape": [128, -1]}},
+     "geometry.domain_shape' must be a list of positive integers"),
+])
+def test_malformed_cards_are_named(tmp_path, card, message):
+    weights, card_path = _copy_shipped(tmp_path)
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match=message):
+        tl.load(weights)
+
+
+# -- one writer per output -------------------------------------------------------------------
+def test_the_lock_refuses_a_second_holder_and_is_released(tmp_path):
+    lock = tmp_path / "out.lock"
+    with exclusive_lock(lock, "the thing"):
+        holder = subprocess.run(
+            [sys.executable, "-c", "import sys; from tomolearn.files import exclusive_lock\n"
+             "try:\n  with exclusive_lock(sys.argv[1], 'the thing'): pass\n"
+             "except OSError as e: print(e); sys.exit(3)", str(lock)],
+            capture_output=True, text=True, timeout=60)
+        assert holder.returncode == 3 and "another tomolearn process" in holder.stdout
+    assert not lock.exists()
+    with exclusive_lock(lock, "the thing"):  # free again
+        pass
+
+
+def test_two_generators_on_one_output_one_refused_file_intact(tmp_path):
+    out = tmp_path / "d.h5"
+    args = ["data", "generate", "ellipses", "--split", "test", "--n", "600", "--batch-size", "8",
+            "--out", out, "--quiet"]
+    first = subprocess.Popen([sys.executable, "-m", "tomolearn.cli", *map(str, args)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 120
+    while not (tmp_path / "d.h5.partial").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    second = cli(*args)
+    first_out, first_err = first.communicate(timeout=600)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 2 and "another tomolearn process" in second.stderr
+    ds = tl.data.open_hdf5(out)  # checks the content hash
+    assert len(ds) == 600
+
+
+def test_two_trainings_in_one_run_directory(tmp_path):
+    run = tmp_path / "run"
+    first = T.trainer_from_config(TINY, out_dir=run, progress=False)
+    second = T.trainer_from_config(TINY, out_dir=run, progress=False)
+    refused = []
+
+    def callback(step, loss):  # the second run starts while the first is training
+        if step == 1:
+            with pytest.raises(LockedError, match="run directory"):
+                second.fit()
+            refused.append(True)
+
+    first.fit(callback=callback)
+    assert refused and not (run / "run.lock").exists()
+
+
+# -- outputs are checked before any work ---------------------------------------------------------
+@pytest.mark.parametrize("args", [
+    ["info"],
+    ["benchmark", "operators", "--geometries", "ellipses", "--batches", "1", "--repeats", "1"],
+])
+def test_json_outputs_are_not_replaced_without_overwrite(tmp_path, args):
+    target = tmp_path / "out.json"
+    target.write_text("precious")
+    proc = cli(*args, "--json", target)
+    assert proc.returncode == 2 and "file exists (pass --overwrite" in proc.stderr
+    assert target.read_text() == "precious"
+    proc = cli(*args, "--json", target, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert "results" in json.loads(target.read_text()) or "tomolearn" in target.read_text()
+
+
+def test_evaluate_refuses_existing_markdown_and_plot_before_work(tmp_path):
+    for flag, name in (("--markdown", "t.md"), ("--plot", "p.png"), ("--json", "r.json")):
+        target = tmp_path / name
+        target.write_text("precious")
+        t0 = time.perf_counter()
+        proc = cli("evaluate", "--methods", "fbp", "--n", "2", "--calibration-n", "10",
+                   flag, target)
+        assert proc.returncode == 2 and "file exists" in proc.stderr
+        assert target.read_text() == "precious" and time.perf_counter() - t0 < 30
+
+
+@pytest.mark.parametrize("args", [
+    ["info", "--json", "{missing}/x.json"],
+    ["benchmark", "operators", "--json", "{missing}/x.json"],
+    ["data", "generate", "ellipses", "--n", "2", "--out", "{missing}/x.h5"],
+    ["demo", "--out", "{missing}/report"],
+    ["evaluate", "--methods", "fbp", "--plot", "{missing}/p.png"],
+])
+def test_missing_folders_are_refused_unless_parents(tmp_path, args):
+    missing = tmp_path / "no" / "such"
+    proc = cli(*[a.format(missing=missing) for a in args])
+    assert proc.returncode == 2 and "does not exist (pass --parents" in proc.stderr, proc.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_parents_creates_the_folders(tmp_path):
+    target = tmp_path / "a" / "b" / "x.h5"
+    proc = cli("data", "generate", "ellipses", "--split", "test", "--n", "2", "--out", target,
+               "--parents", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert len(tl.data.open_hdf5(target)) == 2
