@@ -76,7 +76,7 @@ def test_spec_is_carried_and_checked():
     other = SimulatedDataset("ellipses", "test", shifted_spec(SimulationSpec(), "noise-5%"), size=10)
     with pytest.raises(SpecMismatchError, match="simulation.noise.level"):
         ds.check_spec(other.spec)
-    with pytest.raises(ValueError, match="unknown simulation spec field"):
+    with pytest.raises(ValueError, match="unknown ct task spec field"):
         SimulationSpec.from_dict({**SimulationSpec().to_dict(), "n_angels": 3})
     assert SimulationSpec.from_dict(SimulationSpec().to_dict()) == SimulationSpec()
 

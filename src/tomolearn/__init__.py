@@ -1,11 +1,18 @@
 """tomolearn: learned image reconstruction for tomography.
 
-Layers (imports point down): ``ct`` and other modalities implement the
-operator protocol of ``operators``; ``phantoms``, ``noise`` and ``metrics``
-make and score data.
+Layers (imports point down; docs/architecture.md): the ``registry`` of tasks
+and methods and the ``operators`` protocol at the bottom; ``data`` (image
+families, datasets, files); ``modalities`` (the physics of each modality,
+which registers its tasks, shifts, operators and methods); solvers and
+learned methods; training, bounds (``uq``), benchmarks and studies; the CLI.
+``tl.tasks()`` and ``tl.methods(task=None)`` list what is registered.
 """
 
 __version__ = "0.1.0"
 
-from . import ct, data, learned, metrics, noise, operators, phantoms, solvers  # noqa: E402,F401
+from . import data, modalities, operators  # noqa: E402,F401  (modalities register tasks)
+from . import ct, learned, metrics, noise, phantoms, solvers  # noqa: E402,F401
+from . import benchmarks  # noqa: E402,F401  (registers the tv and learned methods)
+from .registry import (Task, methods, register_method, register_shift,  # noqa: E402,F401
+                       register_task, task, tasks)
 from .weights import load  # noqa: E402,F401

@@ -19,7 +19,11 @@ import numpy as np
 import torch
 
 from .ct import FanBeam2D, ParallelBeam2D, RayTransform
-from .learned import FBP_DEFAULTS
+from . import solvers
+from .learned import DeepEnsemble
+from .registry import build_method, methods, register_method, task
+from .registry import method as method_info
+from .uq import scale_from_ensemble
 
 
 @dataclass(frozen=True)
@@ -197,25 +201,64 @@ DIVAL_ELLIPSES = {
     "lgd": (30.28, 0.915), "lpd": (32.14, 0.939),
 }
 
-#: Hyper-parameters of the classical methods on the ellipses benchmark, chosen on the
-#: validation split by ``tune_ellipses`` (``python -m tomolearn.benchmarks tune``; the
-#: grids and the figures are in docs/solvers.md).
-ELLIPSES_DEFAULTS = {
-    "fbp": dict(FBP_DEFAULTS),  # defined beside FBPConvNet, which starts from the same FBP
-    "tv": {"lam": 2.0, "n_iter": 150, "inner_iter": 10},
-}
+def _build_tv(task, op, device, lam=1.0, n_iter=150, inner_iter=10):
+    """``recon(y)``: TV-regularised least squares by FISTA (:func:`tomolearn.solvers.tv_fista`)."""
+    def recon(y):
+        return solvers.tv_fista(op, y, lam, n_iter=n_iter, inner_iter=inner_iter).x
+    return recon
 
+
+register_method("tv", _build_tv, requires=("linear", "real", "2d"),
+                defaults={"lam": 1.0, "n_iter": 150, "inner_iter": 10},
+                # chosen on the ellipses validation split by ``tune_ellipses`` (docs/solvers.md)
+                tuned={"ct": {"lam": 2.0, "n_iter": 150, "inner_iter": 10}},
+                description="total variation, least squares, FISTA")
 
 #: Learned methods: name -> the shipped weights (:func:`tomolearn.load`) trained on the benchmark.
 #: ``lpd-ensemble`` is a deep ensemble (:class:`tomolearn.learned.DeepEnsemble`) of
 #: independently trained learned primal-dual models; it reconstructs with the members' mean.
 LEARNED = {"fbpconvnet": "fbpconvnet-ellipses", "lgd": "lgd-ellipses", "lpd": "lpd-ellipses",
            "lpd-ensemble": "lpd-ensemble"}
-
-#: Every method :func:`reconstruct` knows, classical first.
-METHODS = tuple(ELLIPSES_DEFAULTS) + tuple(LEARNED)
+_DESCRIPTIONS = {"fbpconvnet": "FBP + U-Net (Jin et al. 2017)",
+                 "lgd": "learned gradient descent (Adler & Oktem 2017)",
+                 "lpd": "learned primal-dual (Adler & Oktem 2018)",
+                 "lpd-ensemble": "deep ensemble of learned primal-dual models"}
 
 _loaded: Dict[tuple, torch.nn.Module] = {}
+
+
+def _build_learned(method: str):
+    def build(task, op, device, amp=False):
+        """``recon(y)``: the shipped weights bound to ``op`` (autocast with ``amp``)."""
+        model = learned_model(method, op, device)
+
+        def run(fn, y):
+            with torch.no_grad(), torch.autocast(y.device.type, enabled=bool(amp),
+                                                 dtype=torch.bfloat16 if y.device.type == "cpu"
+                                                 else torch.float16):
+                return fn(y)
+
+        def recon(y):
+            return run(model, y).float()
+
+        if isinstance(model, DeepEnsemble):
+            recon.uncertainty = lambda y: scale_from_ensemble(run(model.members, y).float())
+        recon.card = model.card
+        return recon
+    return build
+
+
+for _name, _weights in LEARNED.items():  # trained on the "ct" task (their cards say so)
+    register_method(_name, _build_learned(_name), tasks=("ct",), defaults={"amp": False},
+                    kind="learned", weights=_weights, description=_DESCRIPTIONS[_name])
+
+#: Hyper-parameters of the classical methods on the ellipses benchmark (the registry's
+#: parameters tuned for the "ct" task).
+ELLIPSES_DEFAULTS = {name: method_info(name).params_for(task("ct"))
+                     for name in methods() if method_info(name).kind == "classical"}
+
+#: Every method :func:`reconstruct` knows, classical first.
+METHODS = tuple(methods("ct"))
 
 
 def learned_model(method: str, op, device="cpu"):
@@ -241,27 +284,10 @@ def reconstruct(method: str, op, y, params: Optional[dict] = None, uncertainty: 
     (B, 1, H, W) in image units; every other method still returns ``x_hat``
     alone, and :func:`tomolearn.uq.split_scale` gives it the data-residual scale.
     """
-    from . import solvers
-    from .ct import fbp
-    from .learned import DeepEnsemble
-
-    if method in LEARNED:
-        model = learned_model(method, op, y.device)
-        amp = bool((params or {}).get("amp", False))
-        with torch.no_grad(), torch.autocast(y.device.type, enabled=amp,
-                                             dtype=torch.bfloat16 if y.device.type == "cpu"
-                                             else torch.float16):
-            if uncertainty and isinstance(model, DeepEnsemble):
-                from .uq import scale_from_ensemble
-
-                return scale_from_ensemble(model.members(y).float())
-            return model(y).float()
-    params = {**ELLIPSES_DEFAULTS.get(method, {}), **(params or {})}
-    if method == "fbp":
-        return fbp(op, y, **params)
-    if method == "tv":
-        return solvers.tv_fista(op, y, **params).x
-    raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
+    recon = build_method(method, "ct", op=op, device=y.device, params=params)
+    if uncertainty and hasattr(recon, "uncertainty"):
+        return recon.uncertainty(y)
+    return recon(y)
 
 
 def benchmark_ellipses(methods: List[str], n: Optional[int] = None, batch_size: int = 50,

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from .. import noise as noise_models
 from .families import FAMILIES
+from ..registry import register_shift
 from .simulation import SPLIT_IDS, NoiseSpec, SimulationSpec, sample_rngs, simulate
 
 __all__ = ["SPLIT_SIZES", "SHIFTS", "SimulatedDataset", "ellipses_benchmark", "shifted_spec",
@@ -56,6 +57,10 @@ SHIFTS = {
     "noise-10%": lambda s: s.replace(noise=NoiseSpec(kind="gaussian", level=0.10)),
     "low-dose": _low_dose,
 }
+
+
+for _name, _shift in SHIFTS.items():
+    register_shift("ct", _name, _shift)
 
 
 def shifted_spec(spec: SimulationSpec, shift: str) -> SimulationSpec:

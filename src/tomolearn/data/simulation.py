@@ -20,7 +20,6 @@ physical units), while reconstruction uses the ``image_size`` grid.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -32,7 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import noise as noise_models
-from ..ct import ParallelBeam2D, RayTransform
+from ..modalities.ct.fbp import FBP_DEFAULTS, fbp
+from ..modalities.ct.geometry import ParallelBeam2D
+from ..modalities.ct.ray_transform import RayTransform
+from ..registry import Task, register_task
 
 __all__ = ["NoiseSpec", "SimulationSpec", "SPLIT_IDS", "sample_rngs", "simulate"]
 
@@ -89,8 +91,9 @@ class NoiseSpec:
 
 
 @dataclass(frozen=True)
-class SimulationSpec:
-    """Everything that determines a simulated 2-D parallel-beam dataset.
+class SimulationSpec(Task):
+    """The sparse-view parallel-beam CT task (registered as ``"ct"``): everything that
+    determines a simulated 2-D parallel-beam dataset.
 
     The defaults are DIVal's "ellipses" benchmark: 128 x 128 images on
     [-64, 64]^2 (pixel size 1), 30 angles at the midpoints of [0, pi), 183
@@ -147,26 +150,31 @@ class SimulationSpec:
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
 
-    # -- conversions --------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """Plain JSON-serialisable form."""
-        return dataclasses.asdict(self)
+    # -- the task protocol ------------------------------------------------------------
+    units = "line integrals in pixel units; images in [0, 1]"
+
+    @property
+    def likelihood(self) -> str:
+        """``"gaussian"``; post-log Poisson data are treated as Gaussian too (weighted least
+        squares is the usual data term for them)."""
+        return "gaussian"
+
+    def simulate(self, images: torch.Tensor, generator=None) -> torch.Tensor:
+        """Noisy data of ``images`` (B, 1, N, N) without the inverse crime (:func:`simulate`)."""
+        return simulate(images, self, generator)
+
+    def initial_reconstruction(self, y: torch.Tensor, op=None) -> torch.Tensor:
+        """FBP of ``y`` (B, C, A, D) with :data:`FBP_DEFAULTS` on ``op`` (default the task's)."""
+        return fbp(self.operator() if op is None else op, y, **FBP_DEFAULTS)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SimulationSpec":
-        """Inverse of :meth:`to_dict`; unknown keys are rejected by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown simulation spec field(s): {', '.join(unknown)}")
-        return cls(**d)
+    def tiny(cls) -> "SimulationSpec":
+        """24 x 24 images, 6 angles, 35 detectors, data simulated on 48 x 48 (for tests)."""
+        return cls(image_size=24, n_angles=6, n_detectors=35, fine_size=48)
 
     def to_json(self) -> str:
+        """The fields as canonical JSON (the cache key of the operators)."""
         return json.dumps(self.to_dict(), sort_keys=True)
-
-    def replace(self, **changes) -> "SimulationSpec":
-        """A copy with some fields changed (``noise`` may be given as a dict)."""
-        return dataclasses.replace(self, **changes)
 
     # -- physics --------------------------------------------------------------------
     @property
@@ -247,3 +255,6 @@ def simulate(images: torch.Tensor, spec: SimulationSpec, generator=None) -> torc
             raise ValueError(f"got {len(generator)} generators for {y.shape[0]} images")
         return torch.cat([spec.noise.apply(y[b:b + 1], g) for b, g in enumerate(generator)])
     return spec.noise.apply(y, generator)
+
+
+register_task("ct", SimulationSpec)

@@ -16,27 +16,19 @@ Operators compose: ``A @ B``, ``2.0 * A``, ``A + B``, ``A - B``, ``-A``,
 ``A.T``.  ``A.norm()`` estimates the operator 2-norm by power iteration with a
 fixed seed and caches it.
 
-Small example operators are registered with :func:`register_example`; the
-shared test battery runs over :func:`examples`, so a new operator joins the
-battery by registering an instance factory.
+Concrete operators live with their physics (``tomolearn.modalities``); the
+small generic ones (identity, dense matrix) in :mod:`tomolearn.operators.matrix`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Tuple
+from typing import Dict, Tuple
 
 import torch
 from torch import nn
 
-__all__ = [
-    "Operator",
-    "LinearOperator",
-    "Identity",
-    "MatrixOperator",
-    "register_example",
-    "examples",
-]
+__all__ = ["Operator", "LinearOperator"]
 
 Shape = Tuple[int, ...]
 
@@ -325,112 +317,3 @@ class _Sum(LinearOperator):
 
     def _adjoint(self, y):
         return self.a._adjoint(y) + self.b._adjoint(y)
-
-
-class Identity(LinearOperator):
-    """The identity on ``(B, C, *shape)``."""
-
-    def __init__(self, shape):
-        super().__init__(shape, shape)
-
-    def _forward(self, x):
-        return x.clone()
-
-    def _adjoint(self, y):
-        return y.clone()
-
-    def norm(self, *args, **kwargs):
-        return 1.0
-
-
-class MatrixOperator(LinearOperator):
-    """A dense matrix acting on flattened samples: ``y = M x``.
-
-    Parameters
-    ----------
-    matrix : torch.Tensor, shape (M, N)
-        Real or complex matrix; registered as a buffer (moves with ``.to``).
-    domain_shape, range_shape : tuple of int, optional
-        Default ``(N,)`` and ``(M,)``.
-    """
-
-    def __init__(self, matrix: torch.Tensor, domain_shape=None, range_shape=None):
-        if not isinstance(matrix, torch.Tensor) or matrix.dim() != 2:
-            raise ValueError("matrix must be a 2-D torch.Tensor")
-        m, n = matrix.shape
-        domain_shape = (n,) if domain_shape is None else tuple(domain_shape)
-        range_shape = (m,) if range_shape is None else tuple(range_shape)
-        if math.prod(domain_shape) != n or math.prod(range_shape) != m:
-            raise ValueError(
-                f"matrix of shape {(m, n)} does not fit domain_shape {domain_shape} "
-                f"and range_shape {range_shape}"
-            )
-        super().__init__(domain_shape, range_shape)
-        self.register_buffer("matrix", matrix)
-
-    def _cast(self, x):
-        if self.matrix.is_complex() and not x.is_complex():
-            x = x.to(torch.promote_types(x.dtype, torch.complex64))
-        return x, self.matrix.to(dtype=x.dtype, device=x.device)
-
-    def _forward(self, x):
-        b, c = x.shape[:2]
-        x, m = self._cast(x)
-        out = x.reshape(b * c, -1) @ m.T
-        return out.reshape((b, c) + self.range_shape)
-
-    def _adjoint(self, y):
-        b, c = y.shape[:2]
-        y, m = self._cast(y)
-        out = y.reshape(b * c, -1) @ m.conj()
-        return out.reshape((b, c) + self.domain_shape)
-
-
-# -- registry of example operators for the shared test battery ---------------
-_EXAMPLES: Dict[str, Callable[[], LinearOperator]] = {}
-
-
-def register_example(name: str):
-    """Decorator: register a zero-argument factory of a small example operator.
-
-    Every registered operator is run through the shared operator test battery
-    (adjoint test, gradcheck, linearity, batching, dtype/device, norm).
-    """
-
-    def decorator(factory):
-        if name in _EXAMPLES:
-            raise ValueError(f"an example operator named {name!r} is already registered")
-        _EXAMPLES[name] = factory
-        return factory
-
-    return decorator
-
-
-def examples() -> Dict[str, Callable[[], LinearOperator]]:
-    """All registered example-operator factories, by name (imports every modality)."""
-    from . import ct  # noqa: F401  (registers its examples)
-
-    return dict(_EXAMPLES)
-
-
-def _random_matrix(m, n, seed):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(m, n, generator=g, dtype=torch.float64)
-
-
-@register_example("matrix")
-def _example_matrix():
-    return MatrixOperator(_random_matrix(7, 12, 1), domain_shape=(3, 4), range_shape=(7,))
-
-
-@register_example("identity")
-def _example_identity():
-    return Identity((3, 4))
-
-
-@register_example("matrix-algebra")
-def _example_algebra():
-    a = MatrixOperator(_random_matrix(6, 12, 2), domain_shape=(3, 4))
-    b = MatrixOperator(_random_matrix(6, 12, 3), domain_shape=(3, 4))
-    c = MatrixOperator(_random_matrix(5, 6, 4))
-    return c @ (2.5 * a - b) + 0.5 * (c @ b)

@@ -1,0 +1,12 @@
+"""The physics of each imaging modality, one sub-package each (``ct`` today).
+
+A modality package provides its geometries and forward operators (registered
+with the operator battery), its default initial reconstruction, its noise
+models, readers and measurement shifts, and registers its tasks
+(:func:`tomolearn.tasks.register_task`).  Nothing outside a modality's folder
+branches on the modality.
+"""
+
+from . import ct  # noqa: F401
+
+__all__ = ["ct"]

@@ -1,0 +1,198 @@
+"""The task protocol: one object describes one inverse problem, and one registry lists them.
+
+A **task** is everything about an inverse problem that is not the image: the
+forward operator (on the reconstruction grid), how measurements are simulated
+from a ground truth (the simulation operator, without the inverse crime where
+the modality allows, and the noise model), the likelihood a data term should
+use, the default initial reconstruction (FBP for CT, the adjoint for MRI, ...),
+the image dtype, value range and units, and a plain-data spec (JSON round trip,
+content hash) that rebuilds it.  A dataset is a task + an image family + a
+split + a seed (:class:`tomolearn.data.SimulatedDataset`).
+
+Every layer above the modalities (solvers, learned methods, training,
+benchmarks, bounds, studies, CLI, model cards) takes a task or its operator and
+never asks which modality it is.  A modality registers its task kinds with
+:func:`register_task` and its measurement shifts with :func:`register_shift`;
+``tl.tasks()`` lists the registered names.
+
+Example: a new task kind ::
+
+    @dataclass(frozen=True)
+    class Deblur(Task):
+        size: int = 32
+        ...
+    register_task("deblur", Deblur)
+    tl.task("deblur")                                  # default instance
+    tl.task({"task": "deblur", "size": 64})            # from a spec
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import hashlib
+import json
+from typing import Callable, Dict, List, Tuple, Union
+
+import torch
+
+__all__ = ["Task", "register_task", "task", "tasks", "register_shift", "shifts", "shifted",
+           "LIKELIHOODS"]
+
+#: Likelihoods a task may declare (the data term a solver or training loss should use).
+LIKELIHOODS = ("gaussian", "poisson", "complex-gaussian")
+
+
+class Task(abc.ABC):
+    """Base class of inverse problems (subclass as a frozen dataclass of plain fields).
+
+    A subclass defines the class attributes ``likelihood`` (one of
+    :data:`LIKELIHOODS`), ``image_dtype``, ``value_range`` and ``units``, a
+    ``seed`` field, and the methods below.  ``to_dict``/``from_dict`` come for
+    free from the dataclass fields (nested dataclasses become dicts).
+    """
+
+    #: Name under which the kind is registered (set by :func:`register_task`).
+    kind: str = ""
+    likelihood: str = "gaussian"
+    image_dtype: torch.dtype = torch.float32
+    value_range: Tuple[float, float] = (0.0, 1.0)
+    units: str = ""
+
+    # -- physics ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def operator(self):
+        """The forward operator on the reconstruction grid, ``(B, C, *image_shape) ->
+        (B, C, *data_shape)`` (a :class:`tomolearn.operators.Operator`)."""
+
+    @abc.abstractmethod
+    def simulate(self, images: torch.Tensor, generator=None) -> torch.Tensor:
+        """Noisy measurements ``(B, C, *data_shape)`` of ground truths ``(B, C, *image_shape)``.
+
+        ``generator`` is a ``torch.Generator`` or a list of one per image (so a
+        batch equals the images simulated one at a time).
+        """
+
+    @abc.abstractmethod
+    def initial_reconstruction(self, y: torch.Tensor, op=None) -> torch.Tensor:
+        """The task's default first guess from data ``y`` (with ``op``, default the task's)."""
+
+    @classmethod
+    def tiny(cls) -> "Task":
+        """A small instance of this kind for the shared batteries (default: the defaults)."""
+        return cls()
+
+    # -- shapes ----------------------------------------------------------------------
+    @property
+    def image_shape(self) -> Tuple[int, ...]:
+        """Shape of one channel of one image."""
+        return tuple(self.operator().domain_shape)
+
+    @property
+    def data_shape(self) -> Tuple[int, ...]:
+        """Shape of one channel of one measurement."""
+        return tuple(self.operator().range_shape)
+
+    # -- spec ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The task's fields as plain JSON-serialisable data (without the kind)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Task":
+        """Inverse of :meth:`to_dict`; unknown keys are rejected by name."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a {cls.__name__} spec must be a dict, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.kind or cls.__name__} task spec field(s): "
+                             f"{', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def spec(self) -> dict:
+        """``{"task": kind, **fields}``: what model cards and dataset files store."""
+        return {"task": self.kind, **self.to_dict()}
+
+    def content_hash(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of :meth:`spec`: equal specs, equal hashes."""
+        return hashlib.sha256(json.dumps(self.spec(), sort_keys=True).encode()).hexdigest()
+
+    def replace(self, **changes) -> "Task":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+_TASKS: Dict[str, type] = {}
+_SHIFTS: Dict[str, Dict[str, Callable[[Task], Task]]] = {}
+
+
+def register_task(kind: str, cls: type) -> type:
+    """Register the task class ``cls`` (a :class:`Task` dataclass) under ``kind``.
+
+    ``tl.task(kind)`` then builds its default instance and ``tl.task(spec)`` any
+    instance from a spec with ``"task": kind``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Task) and dataclasses.is_dataclass(cls)):
+        raise TypeError(f"register_task needs a Task dataclass, got {cls!r}")
+    if kind in _TASKS and _TASKS[kind] is not cls:
+        raise ValueError(f"a task kind {kind!r} is already registered ({_TASKS[kind].__name__})")
+    cls.kind = kind
+    _TASKS[kind] = cls
+    _SHIFTS.setdefault(kind, {})
+    return cls
+
+
+def tasks() -> List[str]:
+    """Names of the registered task kinds."""
+    return sorted(_TASKS)
+
+
+def task(name_or_spec: Union[str, dict, Task]) -> Task:
+    """A task from a registered kind name (its defaults), a spec dict, or a task (returned).
+
+    Raises ``ValueError`` for an unknown kind or unknown spec fields, naming the
+    registered kinds or the expected fields.
+    """
+    if isinstance(name_or_spec, Task):
+        return name_or_spec
+    if isinstance(name_or_spec, str):
+        kind, fields = name_or_spec, {}
+    elif isinstance(name_or_spec, dict):
+        if "task" not in name_or_spec:
+            raise ValueError(f"a task spec needs a 'task' key naming its kind (one of "
+                             f"{', '.join(tasks())}); got keys {sorted(name_or_spec)}")
+        fields = dict(name_or_spec)
+        kind = fields.pop("task")
+    else:
+        raise TypeError(f"expected a task name, spec dict or Task, got "
+                        f"{type(name_or_spec).__name__}")
+    if kind not in _TASKS:
+        raise ValueError(f"unknown task {kind!r}; registered: {', '.join(tasks()) or 'none'}")
+    return _TASKS[kind].from_dict(fields)
+
+
+def register_shift(kind: str, name: str, shift: Callable[[Task], Task]) -> None:
+    """Register a measurement shift of tasks of ``kind``: ``shift(task) -> shifted task``."""
+    if kind not in _TASKS:
+        raise ValueError(f"register the task {kind!r} before its shifts")
+    if name in _SHIFTS[kind]:
+        raise ValueError(f"a shift {name!r} is already registered for task {kind!r}")
+    _SHIFTS[kind][name] = shift
+
+
+def shifts(kind_or_task: Union[str, Task]) -> List[str]:
+    """Names of the measurement shifts registered for a task kind."""
+    kind = kind_or_task.kind if isinstance(kind_or_task, Task) else kind_or_task
+    if kind not in _TASKS:
+        raise ValueError(f"unknown task {kind!r}; registered: {', '.join(tasks()) or 'none'}")
+    return sorted(_SHIFTS[kind])
+
+
+def shifted(t: Task, shift: str) -> Task:
+    """``t`` under the registered measurement shift ``shift``."""
+    known = shifts(t)
+    if shift not in known:
+        raise ValueError(f"unknown shift {shift!r} for task {t.kind!r}; expected one of "
+                         f"{', '.join(known) or 'none registered'}")
+    return _SHIFTS[t.kind][shift](t)

@@ -1,0 +1,58 @@
+"""The task protocol and registry: names, spec round trips, content hashes, shifts, bad specs."""
+
+import json
+
+import pytest
+import torch
+
+import tomolearn as tl
+from tomolearn.registry import shifted, shifts, task
+
+
+def test_registered_tasks_and_the_ct_task_is_divals_benchmark():
+    assert "ct" in tl.tasks()
+    t = tl.task("ct")
+    assert t.kind == "ct" and t.image_shape == (128, 128) and t.data_shape == (30, 183)
+    assert t.likelihood in tl.registry.LIKELIHOODS and t.image_dtype == torch.float32
+    assert t == tl.data.ellipses_benchmark("test").simulation
+
+
+@pytest.mark.parametrize("kind", tl.tasks())
+def test_spec_json_round_trip_and_content_hash(kind):
+    t = task(kind)
+    spec = json.loads(json.dumps(t.spec()))
+    assert spec["task"] == kind and task(spec) == t and task(spec).content_hash() == t.content_hash()
+    assert len(t.content_hash()) == 64
+    other = type(t).tiny()
+    assert other.content_hash() != t.content_hash()
+
+
+@pytest.mark.parametrize("kind", tl.tasks())
+def test_initial_reconstruction_and_simulation_shapes(kind):
+    t = type(task(kind)).tiny()
+    x = torch.zeros((2, 1) + t.image_shape, dtype=torch.float64)
+    y = t.simulate(x, [torch.Generator().manual_seed(i) for i in range(2)])
+    assert y.shape == (2, 1) + t.data_shape
+    assert t.initial_reconstruction(y.float()).shape == (2, 1) + t.image_shape
+
+
+def test_shifts_are_registered_per_task():
+    names = shifts("ct")
+    assert {"angles-20", "limited-angle", "low-dose", "noise-5%"} <= set(names)
+    assert shifted(task("ct"), "angles-20").data_shape == (20, 183)
+    with pytest.raises(ValueError, match="unknown shift 'sideways' for task 'ct'; expected one of"):
+        shifted(task("ct"), "sideways")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"task": "ct", "n_angels": 30}, r"unknown ct task spec field\(s\): n_angels; expected some of"),
+    ({"task": "mri"}, r"unknown task 'mri'; registered: ct"),
+    ({"n_angles": 30}, "needs a 'task' key"),
+    ("pet", "unknown task 'pet'"),
+    ({"task": "ct", "n_angles": 0}, "n_angles must be a positive int"),
+])
+def test_bad_specs_are_named(spec, message):
+    with pytest.raises(ValueError, match=message):
+        task(spec)
+    with pytest.raises(TypeError, match="expected a task name, spec dict or Task"):
+        task(3)
