@@ -9,3 +9,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+import toy_deblur  # noqa: E402,F401  (a modality from public extension points; see its docstring)

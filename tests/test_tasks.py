@@ -23,8 +23,7 @@ def test_spec_json_round_trip_and_content_hash(kind):
     spec = json.loads(json.dumps(t.spec()))
     assert spec["task"] == kind and task(spec) == t and task(spec).content_hash() == t.content_hash()
     assert len(t.content_hash()) == 64
-    other = type(t).tiny()
-    assert other.content_hash() != t.content_hash()
+    assert t.replace(seed=t.seed + 1).content_hash() != t.content_hash()
 
 
 @pytest.mark.parametrize("kind", tl.tasks())

@@ -22,8 +22,8 @@ from torch.utils.data import Dataset
 
 from .. import noise as noise_models
 from .families import FAMILIES
-from ..registry import register_shift
-from .simulation import SPLIT_IDS, NoiseSpec, SimulationSpec, sample_rngs, simulate
+from ..registry import Task, register_shift, task
+from .simulation import SPLIT_IDS, NoiseSpec, SimulationSpec, sample_rngs
 
 __all__ = ["SPLIT_SIZES", "SHIFTS", "SimulatedDataset", "ellipses_benchmark", "shifted_spec",
            "SpecMismatchError"]
@@ -71,15 +71,16 @@ def shifted_spec(spec: SimulationSpec, shift: str) -> SimulationSpec:
 
 
 class SimulatedDataset(Dataset):
-    """Measurement pairs of an image family simulated under a :class:`SimulationSpec`.
+    """Measurement pairs of an image family simulated under a task: task + family + split + seed.
 
     Parameters
     ----------
     family : str
         A key of :data:`tomolearn.data.FAMILIES` ("ellipses", "shepp-logan", ...).
     split : {"train", "validation", "test"}
-    spec : SimulationSpec, optional
-        Default: DIVal's ellipses benchmark.
+    spec : Task, optional
+        Any registered task (:mod:`tomolearn.registry`) with square 2-D images and a
+        ``seed`` field; default: the ``"ct"`` task, DIVal's ellipses benchmark.
     size : int, optional
         Number of samples; default :data:`SPLIT_SIZES` of the split.
     dtype : torch.dtype
@@ -93,9 +94,14 @@ class SimulatedDataset(Dataset):
             raise ValueError(f"unknown image family {family!r}; expected one of {sorted(FAMILIES)}")
         if split not in SPLIT_IDS:
             raise ValueError(f"split must be one of {sorted(SPLIT_IDS)}, got {split!r}")
-        spec = SimulationSpec() if spec is None else spec
-        if not isinstance(spec, SimulationSpec):
-            raise TypeError(f"spec must be a SimulationSpec, got {type(spec).__name__}")
+        spec = task("ct") if spec is None else spec
+        if not isinstance(spec, Task):
+            raise TypeError(f"spec must be a task (tomolearn.registry.Task), got "
+                            f"{type(spec).__name__}")
+        shape = spec.image_shape
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"image families draw square 2-D images; task {spec.kind!r} has "
+                             f"image shape {shape}")
         size = SPLIT_SIZES[split] if size is None else size
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise ValueError(f"size must be a positive int, got {size!r}")
@@ -105,7 +111,7 @@ class SimulatedDataset(Dataset):
     def spec(self) -> dict:
         """The dataset's full description as plain data (stored with files and models)."""
         return {"family": self.family, "split": self.split, "size": self.size,
-                "simulation": self.simulation.to_dict()}
+                "task": self.simulation.kind, "simulation": self.simulation.to_dict()}
 
     def check_spec(self, other: dict, what: str = "the data") -> None:
         """Raise :class:`SpecMismatchError` naming every field where ``other`` differs."""
@@ -133,7 +139,7 @@ class SimulatedDataset(Dataset):
     def ground_truth(self, i: int) -> torch.Tensor:
         """Ground truth of sample ``i``, (1, N, N) float64 (no projection)."""
         rng, _ = sample_rngs(self.simulation.seed, self.split, self._index(i))
-        return FAMILIES[self.family](rng, self.simulation.image_size)[None]
+        return FAMILIES[self.family](rng, self.simulation.image_shape[-1])[None]
 
     def batch(self, indices: Iterable[int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Samples ``indices`` at once (projection batched): ``(B,1,A,D)``, ``(B,1,N,N)``.
@@ -144,10 +150,10 @@ class SimulatedDataset(Dataset):
         images, gens = [], []
         for i in indices:
             rng, gen = sample_rngs(self.simulation.seed, self.split, i)
-            images.append(FAMILIES[self.family](rng, self.simulation.image_size))
+            images.append(FAMILIES[self.family](rng, self.simulation.image_shape[-1]))
             gens.append(gen)
         x = torch.stack(images)[:, None]
-        y = simulate(x, self.simulation, gens)
+        y = self.simulation.simulate(x, gens)
         return y.to(self.dtype), x.to(self.dtype)
 
     def __getitem__(self, i):
