@@ -1,0 +1,51 @@
+"""Learned reconstruction networks.
+
+Every reconstructor here is a ``torch.nn.Module`` that is given a linear
+forward operator (:class:`tomolearn.operators.LinearOperator`) at construction
+and a batch of measurements ``y`` of shape ``(B, 1, *op.range_shape)`` in
+``forward``; it returns images of shape ``(B, 1, *op.domain_shape)``.  Apart
+from :class:`FBPConvNet`, whose initial reconstruction is a filtered
+back-projection, none of them knows which modality the operator belongs to:
+they only use ``op(x)``, ``op.adjoint(y)`` and ``op.norm()``.
+
+The operator is *bound* to a model, not registered as a sub-module: the
+``state_dict`` holds only learned weights, and :meth:`with_operator` returns a
+copy of the weights bound to another operator of the same kind and image
+shape (e.g. more projection angles: all convolutions are size-agnostic).
+
+Models
+------
+:class:`UNet`
+    Plain image-to-image U-Net (used by :class:`FBPConvNet`).
+:class:`FBPConvNet`
+    FBP followed by a residual U-Net (Jin et al. 2017).
+:class:`LearnedGradientDescent`
+    Unrolled gradient descent with a learned update per iteration
+    (Adler & Öktem 2017).
+:class:`LearnedPrimalDual`
+    Learned primal-dual (Adler & Öktem 2018), as published.
+:class:`DeepEnsemble`
+    K independently trained reconstructors; mean and per-member outputs
+    (Lakshminarayanan et al. 2017).
+
+Modules
+-------
+``base``
+    :class:`_Reconstructor`, the operator-bound base class (binding,
+    compatibility checks, input checks, sub-batched CPU inference) and the
+    one place that ties a reconstructor to CT (:data:`FBP_DEFAULTS`, FBP).
+``blocks``
+    Building blocks shared by the networks (parameter count, the
+    convolution block of the unrolled methods).
+``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``ensemble``
+    One model each.
+"""
+
+from .base import FBP_DEFAULTS, _Reconstructor  # noqa: F401
+from .ensemble import DeepEnsemble
+from .fbpconvnet import FBPConvNet
+from .lgd import LearnedGradientDescent
+from .lpd import LearnedPrimalDual
+from .unet import UNet
+
+__all__ = ["UNet", "FBPConvNet", "LearnedGradientDescent", "LearnedPrimalDual", "DeepEnsemble"]

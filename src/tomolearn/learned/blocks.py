@@ -1,0 +1,39 @@
+"""Building blocks shared by the learned reconstructors.
+
+:func:`_n_parameters` counts a module's weights (every model reports it);
+:func:`_conv_block` is the three-convolution update network of the unrolled
+methods (:mod:`.lgd`, :mod:`.lpd`), initialised like the authors' TensorFlow
+code (:func:`_xavier_`).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def _n_parameters(module: nn.Module) -> int:
+    """Number of scalar parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def _xavier_(module: nn.Module) -> None:
+    """Glorot-uniform kernels and zero biases (TensorFlow's defaults in the reference code)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _conv_block(c_in: int, c_out: int, channels: int) -> nn.Sequential:
+    """3x3 conv (``channels``) -> PReLU -> 3x3 conv (``channels``) -> PReLU -> 3x3 conv (``c_out``).
+
+    PReLU slopes are per channel and start at 0 (the reference ``prelu``).
+    """
+    block = nn.Sequential(
+        nn.Conv2d(c_in, channels, 3, padding=1), nn.PReLU(channels, init=0.0),
+        nn.Conv2d(channels, channels, 3, padding=1), nn.PReLU(channels, init=0.0),
+        nn.Conv2d(channels, c_out, 3, padding=1),
+    )
+    _xavier_(block)
+    return block

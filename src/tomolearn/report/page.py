@@ -1,0 +1,188 @@
+"""The report's self-contained HTML page.
+
+One page with inline CSS and every figure embedded as a base64 PNG ``data:``
+URI; a Content-Security-Policy forbids the browser from fetching anything,
+so the page opens offline and can be mailed or archived as one file.
+Sections: settings, metrics, flagged images, extra figures, per-image
+figures, timings, how to reproduce, versions.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import struct
+from typing import Dict, List, Optional, Tuple
+
+from .tables import _metrics_table_html
+from .values import _e, _fmt, _fmt_seconds, _jsonable, _num
+
+
+_CSS = """
+:root { --fg: #1d232a; --muted: #5b6570; --line: #d5dae0; --accent: #1f5fa8; --bad: #b00020; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f4f6f8; color: var(--fg);
+       font: 15px/1.45 -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; }
+main { max-width: 1320px; margin: 0 auto; padding: 24px 28px 40px; background: #fff; }
+h1 { font-size: 26px; margin: 0 0 6px; }
+h2 { font-size: 20px; margin: 30px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 16px; margin: 20px 0 8px; color: var(--accent); }
+p.lead { color: var(--muted); margin: 0 0 12px; max-width: 980px; }
+nav { font-size: 14px; margin: 6px 0 14px; }
+nav a { color: var(--accent); margin-right: 14px; text-decoration: none; }
+table { border-collapse: collapse; font-size: 14px; margin: 6px 0 10px; }
+div.wide { overflow-x: auto; }
+th, td { padding: 4px 9px; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
+th { background: #eef1f4; font-weight: 600; white-space: normal; vertical-align: bottom; }
+td.l, th.l { text-align: left; }
+tr.group td { border-top: 2px solid var(--line); }
+td.best { font-weight: 700; }
+td.ref { color: var(--muted); }
+table.kv td:first-child { text-align: left; color: var(--muted); white-space: nowrap; }
+table.kv td { text-align: left; white-space: normal; }
+.note { color: var(--muted); font-size: 13px; max-width: 1000px; }
+figure { margin: 10px 0 18px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); display: block; }
+pre { background: #f0f2f5; border: 1px solid var(--line); padding: 10px 12px; overflow-x: auto;
+      font-size: 13px; white-space: pre-wrap; overflow-wrap: anywhere; }
+.flag { color: var(--bad); font-weight: 700; }
+.ok { color: #2e7d32; }
+footer { margin-top: 30px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def _kv_table(d: dict) -> str:
+    rows = []
+    for k, v in d.items():
+        if isinstance(v, (dict, list, tuple)):
+            v = json.dumps(_jsonable(v), sort_keys=False)
+        elif isinstance(v, float):
+            v = format(v, ".6g")
+        rows.append(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>")
+    return "<table class='kv'>" + "".join(rows) + "</table>"
+
+
+def _timings_html(rows: List[dict], meta: dict) -> str:
+    per_method: Dict[str, List[float]] = {}
+    for r in rows:
+        s, n = _num(r.get("seconds_per_image")), _num(r.get("n"))
+        if s is not None and n is not None:
+            acc = per_method.setdefault(str(r["method"]), [0.0, 0.0])
+            acc[0] += s * n
+            acc[1] += n
+    parts = []
+    if per_method:
+        body = "".join(
+            f"<tr><td class='l'>{_e(m)}</td><td>{int(n)}</td><td>{_e(_fmt_seconds(t / n if n else None))}"
+            f"</td><td>{_e(_fmt_seconds(t))}</td></tr>" for m, (t, n) in per_method.items())
+        parts.append("<table><tr><th class='l'>method</th><th>images</th><th>mean time / image</th>"
+                     "<th>total</th></tr>" + body + "</table>")
+    timings = meta.get("timings")
+    if isinstance(timings, dict) and timings:
+        parts.append(_kv_table({k: (_fmt_seconds(v) if _num(v) is not None else v)
+                                for k, v in timings.items()}))
+    note = meta.get("timing_note") or ("Wall-clock time per image of each reconstruction call; "
+                                       "timings depend on the machine and its load.")
+    parts.append(f"<p class='note'>{_e(note)}</p>")
+    return "".join(parts)
+
+
+def _flags_html(cases: List[dict]) -> str:
+    items, any_bounds = [], False
+    for case in cases:
+        for m, b in (case.get("bounds") or {}).items():
+            if not isinstance(b, dict):
+                continue
+            any_bounds = True
+            flagged = bool(b.get("flagged"))
+            items.append(
+                f"<tr><td class='l'>{_e(case['name'])}</td><td class='l'>{_e(m)}</td>"
+                f"<td>{_fmt(b.get('rmse_bound'), '.4g')}</td><td>{_fmt(b.get('p_value'), '.3g')}</td>"
+                f"<td class='l {'flag' if flagged else 'ok'}'>{'FLAGGED' if flagged else 'ok'}</td></tr>")
+    if not any_bounds:
+        return ""
+    n_flag = sum("FLAGGED" in i for i in items)
+    summary = (f"<p><span class='flag'>{n_flag} image/method pair(s) flagged</span>: the image looks "
+               "unlike the calibration data (small p-value), so its RMSE bound is not guaranteed.</p>"
+               if n_flag else "<p class='ok'>No image flagged.</p>")
+    return ("<h2 id='flagged'>Error bounds and flagged images</h2>" + summary
+            + "<table><tr><th class='l'>image</th><th class='l'>method</th><th>RMSE bound</th>"
+            "<th>p-value</th><th class='l'>status</th></tr>" + "".join(items) + "</table>")
+
+
+def _png_size(png: bytes) -> Tuple[int, int]:
+    """(width, height) in pixels from a PNG's IHDR chunk."""
+    return struct.unpack(">II", png[16:24])
+
+
+def _figure_html(png: bytes, alt: str, caption: Optional[str] = None) -> str:
+    """One embedded PNG (data URI) at its own pixel size, optionally captioned."""
+    w, h = _png_size(png)
+    b64 = base64.b64encode(png).decode("ascii")
+    cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
+    return (f"<figure><img alt='{_e(alt)}' width='{w}' height='{h}' "
+            f"src='data:image/png;base64,{b64}'>{cap}</figure>")
+
+
+def _build_html(cases, figures, rows, meta, extra_figures=()) -> str:
+    title = str(meta.get("title") or "tomolearn reconstruction report")
+    description = meta.get("description") or (
+        "Reconstructions of simulated tomographic measurements, their quality against the ground "
+        "truth and their run time.")
+    settings = meta.get("settings")
+    command = meta.get("command") or "(command not recorded)"
+    versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+    flags = _flags_html(cases)
+
+    nav = ["<a href='#metrics'>metrics</a>"]
+    if flags:
+        nav.append("<a href='#flagged'>flagged images</a>")
+    if extra_figures:
+        nav.append("<a href='#figures'>figures</a>")
+    show_images = bool(cases) or not extra_figures  # a study report may have figures only
+    nav += (["<a href='#images'>images</a>"] if show_images else []) + [
+            "<a href='#timings'>timings</a>",
+            "<a href='#reproduce'>reproduce</a>"]
+
+    fig_parts, current = [], object()
+    for case, png in zip(cases, figures):
+        dataset = case.get("dataset")
+        if dataset != current:
+            current = dataset
+            if dataset:
+                fig_parts.append(f"<h3>{_e(dataset)}</h3>")
+        fig_parts.append(_figure_html(png, case["name"]))
+
+    generated = meta.get("generated") or _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; img-src data:; "
+        "style-src 'unsafe-inline'\">",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{_e(title)}</h1><p class='lead'>{_e(description)}</p>",
+        "<nav>" + "".join(nav) + "</nav>",
+    ]
+    if isinstance(settings, dict) and settings:
+        parts.append("<h2 id='settings'>Settings</h2>" + _kv_table(settings))
+    parts += ["<h2 id='metrics'>Metrics</h2>", _metrics_table_html(rows), flags]
+    if extra_figures:
+        parts.append("<h2 id='figures'>Figures</h2>")
+        parts += [_figure_html(png, caption, caption) for caption, png in extra_figures]
+    if show_images:
+        parts += ["<h2 id='images'>Images</h2>",
+                  "<p class='note'>Per image: ground truth, measured sinogram and each reconstruction "
+                  "on the ground truth's grey scale; below, the absolute error of each method on one "
+                  "colour scale shared by the methods of that image (compare methods within a row, "
+                  "not across images).</p>"]
+        parts += fig_parts or ["<p class='note'>No images.</p>"]
+    parts += ["<h2 id='timings'>Timings</h2>", _timings_html(rows, meta),
+              "<h2 id='reproduce'>Reproduce</h2>",
+              "<p>Run this to produce this report again (same seed, same data):</p>",
+              f"<pre>{_e(command)}</pre>"]
+    if versions:
+        parts.append("<h3>Versions</h3>" + _kv_table(versions))
+    parts.append(f"<footer>generated {_e(generated)} · metrics also in metrics.json</footer>"
+                 "</main></body></html>")
+    return "\n".join(parts)

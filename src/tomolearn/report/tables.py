@@ -1,0 +1,135 @@
+"""The metrics tables: plain text for a terminal (:func:`format_table`) and HTML for the page.
+
+Rows follow DESIGN.md's JSON (``method, dataset, n, psnr, psnr_std, ssim,
+ssim_std, seconds_per_image`` plus optional keys: DIVal's published
+figures, a generalisation study's PSNR drop, conformal bounds).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+from .values import _check_rows, _e, _fmt, _fmt_seconds, _num
+
+
+def _has_reference(rows) -> bool:
+    return any(_num(r.get("dival_psnr")) is not None or _num(r.get("dival_ssim")) is not None
+               for r in rows)
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """Plain-text table of metric rows for a terminal.
+
+    Columns: method, dataset, n, PSNR (dB) ± std, SSIM ± std, time per image,
+    and DIVal's published PSNR/SSIM when any row carries ``dival_psnr`` /
+    ``dival_ssim``.
+    """
+    rows = _check_rows(list(rows))
+    ref = _has_reference(rows)
+    wm = max([6] + [len(str(r["method"])) for r in rows]) + 2
+    wd = max([7] + [len(str(r["dataset"])) for r in rows]) + 2
+    head = (f"{'method':<{wm}}{'dataset':<{wd}}{'n':>4}{'PSNR dB':>16}{'SSIM':>16}{'time/img':>11}"
+            + (f"{'DIVal PSNR':>12}{'DIVal SSIM':>12}" if ref else ""))
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        line = (f"{str(r['method']):<{wm}}{str(r['dataset']):<{wd}}{int(r['n']):>4}"
+                f"{_fmt(r['psnr'], '.2f') + ' ± ' + _fmt(r['psnr_std'], '.2f'):>16}"
+                f"{_fmt(r['ssim'], '.3f') + ' ± ' + _fmt(r['ssim_std'], '.3f'):>16}"
+                f"{_fmt_seconds(r['seconds_per_image']):>11}")
+        if ref:
+            line += f"{_fmt(r.get('dival_psnr'), '.2f'):>12}{_fmt(r.get('dival_ssim'), '.3f'):>12}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+#: How the metrics table names the ``scale`` of a row's uncertainty map.
+_SCALE_NAMES = {"own": "ensemble spread", "residual": "data residual"}
+
+
+def _metrics_table_html(rows: List[dict]) -> str:
+    """The quality table (PSNR, SSIM, time, DIVal's figures) and, when rows carry bounds, the
+    bounds table (coverage, RMSE bound, flags, the uncertainty map's source and its
+    correlation with the error), one row per method and dataset in both."""
+    if not rows:
+        return "<p class='note'>No metric rows.</p>"
+    ref = _has_reference(rows)
+    bounds = any(_num(r.get("coverage")) is not None for r in rows)
+    gaps = any("psnr_gap" in r for r in rows)          # rows of a generalisation study
+    detection = any("detection_auroc" in r for r in rows)
+    best = {}
+    for r in rows:
+        p = _num(r.get("psnr"))
+        if p is not None and p > best.get(r["dataset"], -math.inf):
+            best[r["dataset"]] = p
+
+    def table(head: str, cells_of) -> str:
+        out, previous = ["<tr><th class='l'>method</th><th class='l'>dataset</th><th>n</th>"
+                         + head + "</tr>"], None
+        for r in rows:
+            group = " class='group'" if previous is not None and r["dataset"] != previous else ""
+            previous = r["dataset"]
+            out.append(f"<tr{group}><td class='l'>{_e(r['method'])}</td>"
+                       f"<td class='l'>{_e(r['dataset'])}</td><td>{_e(r['n'])}</td>"
+                       + "".join(cells_of(r)) + "</tr>")
+        return "<div class='wide'><table>" + "".join(out) + "</table></div>"
+
+    def quality(r):
+        is_best = _num(r.get("psnr")) is not None and _num(r.get("psnr")) == best.get(r["dataset"])
+        cells = [f"<td{' class=best' if is_best else ''}>{_fmt(r['psnr'], '.2f')} ± "
+                 f"{_fmt(r['psnr_std'], '.2f')}</td>",
+                 f"<td>{_fmt(r['ssim'], '.3f')} ± {_fmt(r['ssim_std'], '.3f')}</td>",
+                 f"<td>{_e(_fmt_seconds(r['seconds_per_image']))}</td>"]
+        if gaps:
+            cells.append(f"<td>{_fmt(r.get('psnr_gap'), '+.2f')}</td>")
+        if ref:
+            cells += [f"<td class='ref'>{_fmt(r.get('dival_psnr'), '.2f')}</td>",
+                      f"<td class='ref'>{_fmt(r.get('dival_ssim'), '.3f')}</td>"]
+        return cells
+
+    def bound_cells(r):
+        return [f"<td>{_fmt(r.get('coverage'), '.3f')}</td>",
+                f"<td>{_fmt(r.get('interval_width'), '.4f')}</td>",
+                f"<td>{_fmt(r.get('rmse_bound'), '.4f')}</td>",
+                f"<td>{_fmt(r.get('bound_coverage'), '.2f')}</td>",
+                f"<td>{_fmt(r.get('flagged'), '.2f')}</td>",
+                *([f"<td>{_fmt(r.get('detection_auroc'), '.2f')}</td>"] if detection else []),
+                f"<td class='l'>{_e(_SCALE_NAMES.get(r.get('scale'), r.get('scale') or ''))}</td>",
+                f"<td>{_fmt(r.get('uncertainty_error_correlation'), '.2f')}</td>"]
+
+    html = table("<th>PSNR (dB)</th><th>SSIM</th><th>time / image</th>"
+                 + ("<th>PSNR drop (dB)</th>" if gaps else "")
+                 + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else ""), quality)
+    note = ("PSNR and SSIM use the DIVal convention (data range = max − min of each ground truth); "
+            "± is the standard deviation over the n images; bold marks the best PSNR per dataset.")
+    if gaps:
+        note += (" PSNR drop: the method's in-distribution PSNR minus its PSNR on this dataset "
+                 "(positive: worse under the shift).")
+    if ref:
+        note += (" DIVal columns: published results on the standard ellipses benchmark "
+                 "(30 angles, 2.5 % noise, full test split), shown for orientation only.")
+    html += f"<p class='note'>{_e(note)}</p>"
+    if bounds:
+        alpha = next((r["alpha"] for r in rows if _num(r.get("alpha")) is not None), None)
+        html += ("<h3>Bounds and uncertainty maps, per method</h3>"
+                 + table("<th>pixel coverage</th><th>interval width</th><th>RMSE bound</th>"
+                         "<th>bound holds</th><th>flagged</th>"
+                         + ("<th>shift AUROC</th>" if detection else "")
+                         + "<th class='l'>uncertainty map</th><th>map–error r</th>", bound_cells))
+        note = (f"Level alpha = {alpha}. Pixel coverage: the mean fraction of pixels inside their "
+                "conformal interval (guaranteed >= 1 - alpha in expectation on in-distribution "
+                "data); interval width: mean over pixels and images, image units; the RMSE bound "
+                "holds with probability >= 1 - alpha per in-distribution image, 'bound holds' is "
+                "the observed fraction; 'flagged': the fraction of images whose data-consistency "
+                "p-value is below alpha. "
+                + ("Shift AUROC: how well the data-consistency score separates this dataset from "
+                   "the in-distribution test images (1: perfectly, 0.5: not at all; the test is "
+                   "one-sided, so data fitted better than in calibration score below 0.5). "
+                   if detection else "")
+                + "Uncertainty map: what the map's shape comes from (the "
+                "spread of a deep ensemble's members, or the back-projected data residual); "
+                "map–error r: the Pearson correlation over pixels of the uncertainty map with the "
+                "absolute error, mean over the images (1: the map shows exactly where the errors "
+                "are; 0: it does not). Blank: not calibrated for that method.")
+        html += f"<p class='note'>{_e(note)}</p>"
+    return html

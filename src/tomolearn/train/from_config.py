@@ -1,0 +1,88 @@
+"""A :class:`~tomolearn.train.Trainer` built from a training configuration.
+
+:func:`trainer_from_config` validates the configuration (:func:`load_config`),
+builds the datasets it describes (simulated on the fly, or HDF5 files checked
+against the simulation spec), seeds and builds the model, and fills the
+model card.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import h5py
+import torch
+from torch.utils.data import Subset, TensorDataset
+
+from ..data import SimulatedDataset, SimulationSpec, open_hdf5, shifted_spec, spec_differences
+from ..weights import build_model
+from .config import ConfigError, load_config
+from .trainer import Trainer
+
+
+def _simulation_spec(config: dict):
+    try:
+        spec = SimulationSpec.from_dict(config["data"]["simulation"])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"data.simulation: {e}") from None
+    if config["data"]["shift"] is not None:
+        try:
+            spec = shifted_spec(spec, config["data"]["shift"])
+        except ValueError as e:
+            raise ConfigError(f"data.shift: {e}") from None
+    return spec
+
+
+def _dataset(config: dict, split: str, spec):
+    """The training or validation dataset a configuration asks for."""
+    d = config["data"]
+    size = d["train_size"] if split == "train" else d["validation_size"]
+    file = d["train_file"] if split == "train" else d["validation_file"]
+    wanted = SimulatedDataset(d["family"], split, spec, size=size)
+    if file is None:
+        return wanted
+    ds = open_hdf5(file)
+    diffs = [k for k in spec_differences(wanted.spec, ds.spec) if k != "size"]
+    if diffs:
+        raise ConfigError(f"data.{split if split == 'train' else 'validation'}_file: {file} holds "
+                          f"another dataset than the configuration describes; differing fields: "
+                          f"{', '.join(diffs)}")
+    n = min(len(ds), size or len(ds))
+    if d["preload"]:
+        with h5py.File(file, "r") as f:
+            return TensorDataset(torch.from_numpy(f["measurement"][:n]).float(),
+                                 torch.from_numpy(f["ground_truth"][:n]).float())
+    return ds if n == len(ds) else Subset(ds, range(n))
+
+
+def trainer_from_config(config, out_dir=None, progress: bool = True,
+                        overrides: Sequence[str] = ()) -> Trainer:
+    """A :class:`Trainer` for a configuration and overrides (see :func:`load_config`)."""
+    config = load_config(config, overrides)
+    t = config["train"]
+    if t["threads"]:
+        torch.set_num_threads(t["threads"])
+    spec = _simulation_spec(config)
+    train_data = _dataset(config, "train", spec)
+    val_data = _dataset(config, "validation", spec)
+    torch.manual_seed(t["seed"])  # the initial weights are part of the run's seed
+    try:
+        model = build_model(config["model"]["name"], spec.operator(), **config["model"]["params"])
+    except ValueError as e:
+        raise ConfigError(f"model.params: {e}") from None
+    data_spec = {"family": config["data"]["family"], "shift": config["data"]["shift"],
+                 "simulation": spec.to_dict(), "train_size": len(train_data),
+                 "validation_size": len(val_data)}
+    card = {"model": {"name": config["model"]["name"], "params": config["model"]["params"],
+                      "class": type(model).__name__, "n_parameters": model.n_parameters},
+            "geometry": model.geometry_spec, "data": data_spec, "config": config}
+    keys = ("steps", "batch_size", "lr", "optimizer", "weight_decay", "betas", "warmup_steps",
+            "lr_min_ratio", "grad_clip", "ema_decay", "amp", "loss", "val_every",
+            "val_batch_size", "patience", "checkpoint_every", "log_every", "seed", "device",
+            "tensorboard", "channels_last")
+    try:
+        return Trainer(model, train_data, val_data,
+                       out_dir=out_dir or config["out_dir"], progress=progress, card=card,
+                       num_workers=config["data"]["num_workers"], **{k: t[k] for k in keys})
+    except ValueError as e:
+        raise ConfigError(f"train: {e}") from None
