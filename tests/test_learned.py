@@ -63,7 +63,7 @@ def test_default_models_shapes(op, batch):
     y = batch[0][:1]
     assert LearnedPrimalDual(op)(y).shape == (1, 1, N, N)
     assert LearnedGradientDescent(op)(y).shape == (1, 1, N, N)
-    assert LearnedGradientDescent(op, n_iter=2, init="fbp")(y).shape == (1, 1, N, N)
+    assert LearnedGradientDescent(op, n_iter=2, init="initial")(y).shape == (1, 1, N, N)
 
 
 @pytest.mark.parametrize("shape", [(32, 32), (33, 29), (7, 5), (1, 1)])

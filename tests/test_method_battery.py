@@ -98,6 +98,9 @@ def test_unsupported_task_and_unknown_method_are_named():
         def initial_reconstruction(self, y, op=None):
             return y
 
+        def noise_std(self, y):
+            return y.abs().mean()
+
     with pytest.raises(ValueError, match="does not support task"):
         build_method("tv", _Complex())
     with pytest.raises(ValueError, match=r"unknown method 'nope'; registered: fbp, tv"):

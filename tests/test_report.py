@@ -114,7 +114,7 @@ def test_bad_input_is_rejected_before_writing(tmp_path):
 
 
 def test_a_study_report_with_figures_only(tmp_path):
-    from tomolearn.uq import generalisation_figure
+    from tomolearn.studies import generalisation_figure
 
     rows = [dict(r, shift=s, psnr_gap=g, detection_auroc=a, coverage=0.9, interval_width=0.1,
                  rmse_bound=0.05, bound_coverage=0.9, flagged=0.1, alpha=0.1)

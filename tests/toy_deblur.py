@@ -62,6 +62,9 @@ class Deblur(Task):
         noise = torch.stack([torch.randn(y.shape[1:], generator=g, dtype=y.dtype) for g in gens])
         return y + self.noise * y.abs().mean(dim=(1, 2, 3), keepdim=True) * noise
 
+    def noise_std(self, y):
+        return self.noise * y.detach().double().abs().mean(dim=(1, 2, 3))
+
     def initial_reconstruction(self, y, op=None):
         return (self.operator() if op is None else op).adjoint(y)
 

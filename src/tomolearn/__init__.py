@@ -10,9 +10,10 @@ learned methods; training, bounds (``uq``), benchmarks and studies; the CLI.
 
 __version__ = "0.1.0"
 
-from . import data, modalities, operators  # noqa: E402,F401  (modalities register tasks)
-from . import ct, learned, metrics, noise, phantoms, solvers  # noqa: E402,F401
-from . import benchmarks  # noqa: E402,F401  (registers the tv and learned methods)
+# importing registers: modalities their tasks, operators and methods, solvers the classical
+# methods, weights the shipped learned ones (in that order: classical methods list first)
+from . import data, modalities, operators, solvers  # noqa: E402,F401
+from . import ct, learned, metrics, noise, phantoms  # noqa: E402,F401
 from .registry import (Task, methods, register_method, register_shift,  # noqa: E402,F401
                        register_task, task, tasks)
 from .weights import load  # noqa: E402,F401

@@ -18,18 +18,18 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from .ct import FanBeam2D, ParallelBeam2D, RayTransform
 from . import solvers
-from .learned import DeepEnsemble
-from .registry import build_method, methods, register_method, task
+from .ct import FILTERS, FanBeam2D, ParallelBeam2D, RayTransform
+from .data import ellipses_benchmark
+from .metrics import psnr, ssim
+from .registry import build_method, methods, task
 from .registry import method as method_info
-from .uq import scale_from_ensemble
+from .weights import build_model, learned_model
 
 
 @dataclass(frozen=True)
 class OperatorCase:
     """A benchmark geometry: our operator and the matching ASTRA projector type."""
-
     name: str
     image_size: int
     make_geometry: Callable[[], object]
@@ -70,7 +70,6 @@ def _peak_rss_mb() -> float:
 
 class _AstraPeer:
     """ASTRA CPU forward (FP) and back-projection (BP) on preallocated data."""
-
     def __init__(self, case: OperatorCase, geometry):
         import astra
 
@@ -201,56 +200,11 @@ DIVAL_ELLIPSES = {
     "lgd": (30.28, 0.915), "lpd": (32.14, 0.939),
 }
 
-def _build_tv(task, op, device, lam=1.0, n_iter=150, inner_iter=10):
-    """``recon(y)``: TV-regularised least squares by FISTA (:func:`tomolearn.solvers.tv_fista`)."""
-    def recon(y):
-        return solvers.tv_fista(op, y, lam, n_iter=n_iter, inner_iter=inner_iter).x
-    return recon
-
-
-register_method("tv", _build_tv, requires=("linear", "real", "2d"),
-                defaults={"lam": 1.0, "n_iter": 150, "inner_iter": 10},
-                # chosen on the ellipses validation split by ``tune_ellipses`` (docs/solvers.md)
-                tuned={"ct": {"lam": 2.0, "n_iter": 150, "inner_iter": 10}},
-                description="total variation, least squares, FISTA")
-
-#: Learned methods: name -> the shipped weights (:func:`tomolearn.load`) trained on the benchmark.
-#: ``lpd-ensemble`` is a deep ensemble (:class:`tomolearn.learned.DeepEnsemble`) of
-#: independently trained learned primal-dual models; it reconstructs with the members' mean.
-LEARNED = {"fbpconvnet": "fbpconvnet-ellipses", "lgd": "lgd-ellipses", "lpd": "lpd-ellipses",
-           "lpd-ensemble": "lpd-ensemble"}
-_DESCRIPTIONS = {"fbpconvnet": "FBP + U-Net (Jin et al. 2017)",
-                 "lgd": "learned gradient descent (Adler & Oktem 2017)",
-                 "lpd": "learned primal-dual (Adler & Oktem 2018)",
-                 "lpd-ensemble": "deep ensemble of learned primal-dual models"}
-
-_loaded: Dict[tuple, torch.nn.Module] = {}
-
-
-def _build_learned(method: str):
-    def build(task, op, device, amp=False):
-        """``recon(y)``: the shipped weights bound to ``op`` (autocast with ``amp``)."""
-        model = learned_model(method, op, device)
-
-        def run(fn, y):
-            with torch.no_grad(), torch.autocast(y.device.type, enabled=bool(amp),
-                                                 dtype=torch.bfloat16 if y.device.type == "cpu"
-                                                 else torch.float16):
-                return fn(y)
-
-        def recon(y):
-            return run(model, y).float()
-
-        if isinstance(model, DeepEnsemble):
-            recon.uncertainty = lambda y: scale_from_ensemble(run(model.members, y).float())
-        recon.card = model.card
-        return recon
-    return build
-
-
-for _name, _weights in LEARNED.items():  # trained on the "ct" task (their cards say so)
-    register_method(_name, _build_learned(_name), tasks=("ct",), defaults={"amp": False},
-                    kind="learned", weights=_weights, description=_DESCRIPTIONS[_name])
+#: Learned methods: name -> the shipped weights (:func:`tomolearn.load`) trained on the benchmark
+#: (registered in :mod:`tomolearn.weights`).  ``lpd-ensemble`` is a deep ensemble
+#: (:class:`tomolearn.learned.DeepEnsemble`) of independently trained learned primal-dual models.
+LEARNED = {name: method_info(name).weights for name in methods()
+           if method_info(name).kind == "learned"}
 
 #: Hyper-parameters of the classical methods on the ellipses benchmark (the registry's
 #: parameters tuned for the "ct" task).
@@ -259,16 +213,6 @@ ELLIPSES_DEFAULTS = {name: method_info(name).params_for(task("ct"))
 
 #: Every method :func:`reconstruct` knows, classical first.
 METHODS = tuple(methods("ct"))
-
-
-def learned_model(method: str, op, device="cpu"):
-    """The shipped model of a learned ``method`` bound to ``op`` on ``device`` (loaded once)."""
-    from .weights import load
-
-    key = (method, id(op), str(device))
-    if key not in _loaded:
-        _loaded[key] = load(LEARNED[method], op=op, device=device)
-    return _loaded[key]
 
 
 def reconstruct(method: str, op, y, params: Optional[dict] = None, uncertainty: bool = False):
@@ -298,9 +242,6 @@ def benchmark_ellipses(methods: List[str], n: Optional[int] = None, batch_size: 
     Rows follow DESIGN.md's JSON (``method, dataset, n, psnr, psnr_std, ssim,
     ssim_std, seconds_per_image``) plus DIVal's published figures.
     """
-    from .data import ellipses_benchmark
-    from .metrics import psnr, ssim
-
     dataset = ellipses_benchmark(split)
     n = len(dataset) if n is None else n
     if not 1 <= n <= len(dataset):
@@ -356,9 +297,6 @@ def format_quality_table(rows: List[dict]) -> str:
 def tv_time_to_converge(n_images: int = 5, tolerance_db: float = 0.1, n_iter: int = 600) -> dict:
     """Iterations and seconds for single-image TV (FISTA) to come within ``tolerance_db`` of its
     converged PSNR, median over the first ``n_images`` test images (one at a time, batch 1)."""
-    from . import solvers
-    from .data import ellipses_benchmark
-
     dataset = ellipses_benchmark("test")
     op = dataset.operator()
     params = dict(ELLIPSES_DEFAULTS["tv"])
@@ -395,9 +333,6 @@ def learned_speed(methods=tuple(SPEED_ARCHITECTURES), batch: int = 16, repeats: 
     Untrained weights of the shipped architectures are used (speed does not
     depend on the values).  Medians of ``repeats``.
     """
-    from .data import ellipses_benchmark
-    from .weights import build_model
-
     say = progress or (lambda msg: None)
     dataset = ellipses_benchmark("test", size=max(batch, train_batch))
     op = dataset.operator()
@@ -484,7 +419,6 @@ def tune_ellipses(n: int = 50, progress: Optional[Callable[[str], None]] = None)
     """
     say = progress or (lambda msg: None)
     out = {"n": n, "split": "validation", "fbp": [], "tv": []}
-    from .ct import FILTERS
     for filt in FILTERS[1:]:
         for fs in (0.3, 0.4, 0.5, 0.6, 0.7, 0.705, 0.8, 0.9, 1.0):
             row = benchmark_ellipses(["fbp"], n=n, split="validation",

@@ -24,14 +24,21 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
 
+from . import __version__
 from .files import atomic_write_bytes
+from .learned import DeepEnsemble, FBPConvNet, LearnedGradientDescent, LearnedPrimalDual, UNet
+from .registry import methods, register_method, task
+from .registry import method as method_info
+from .uq import scale_from_ensemble
 
-__all__ = ["MODELS", "build_model", "save_weights", "load_weights", "load", "available",
-           "ensemble_members", "WeightsError"]
+__all__ = ["architectures", "build_model", "save_weights", "load_weights", "load", "available",
+           "ensemble_members", "WeightsError", "card_task", "learned_model"]
 
 SHIPPED = Path(__file__).parent / "weights"
 
@@ -40,40 +47,27 @@ class WeightsError(ValueError):
     """A weights file or model card is missing, damaged or does not fit the model."""
 
 
-def _fbpconvnet(op, channels: int = 16, depth: int = 4, norm: str = "batch",
-                filter: Optional[str] = None, frequency_scaling: Optional[float] = None):
-    from .learned import FBP_DEFAULTS, FBPConvNet, UNet
-
-    return FBPConvNet(op, UNet(1, 1, channels=channels, depth=depth, norm=norm),
-                      filter=filter or FBP_DEFAULTS["filter"],
-                      frequency_scaling=frequency_scaling or FBP_DEFAULTS["frequency_scaling"])
+def _fbpconvnet(op, channels: int = 16, depth: int = 4, norm: str = "batch"):
+    return FBPConvNet(op, UNet(1, 1, channels=channels, depth=depth, norm=norm))
 
 
-def _lgd(op, **params):
-    from .learned import LearnedGradientDescent
-
-    return LearnedGradientDescent(op, **params)
-
-
-def _lpd(op, **params):
-    from .learned import LearnedPrimalDual
-
-    return LearnedPrimalDual(op, **params)
-
-
-#: Architecture name -> constructor ``f(op, **params)``.
-MODELS = {"fbpconvnet": _fbpconvnet, "lgd": _lgd, "lpd": _lpd}
+def architectures() -> dict:
+    """Architecture name -> constructor ``f(op, **params)``: the registered learned methods
+    that have one (what training configurations' ``model.name`` may say)."""
+    return {name: method_info(name).architecture for name in methods()
+            if method_info(name).architecture is not None}
 
 
 def build_model(name: str, op, **params):
-    """A fresh (untrained) model ``name`` from :data:`MODELS` bound to ``op``.
+    """A fresh (untrained) model of the learned method ``name``'s architecture bound to ``op``.
 
     Raises ``ValueError`` for an unknown name or parameter.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
+    known = architectures()
+    if name not in known:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(known)}")
     try:
-        return MODELS[name](op, **params)
+        return known[name](op, **params)
     except TypeError as e:
         raise ValueError(f"bad parameters for model {name!r}: {e}") from None
 
@@ -89,10 +83,6 @@ def save_weights(path, state_dict: dict, card: dict, *, overwrite: bool = False)
     safetensors bytes), ``tomolearn`` (version) and ``n_parameters``.
     Refuses to replace existing files unless ``overwrite``.
     """
-    from safetensors.torch import save
-
-    from . import __version__
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"weights go to a .safetensors file, got {path}")
@@ -103,7 +93,7 @@ def save_weights(path, state_dict: dict, card: dict, *, overwrite: bool = False)
                 raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() if v.is_floating_point()
                else v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    data = save(tensors)
+    data = safetensors_save(tensors)
     card = {**card, "tomolearn": __version__, "sha256": _sha256(data),
             "n_parameters": int(sum(v.numel() for v in tensors.values()
                                     if v.is_floating_point()))}
@@ -122,8 +112,6 @@ def load_weights(path) -> tuple:
     WeightsError
         The card is not valid JSON, or the file's hash differs from the card's.
     """
-    from safetensors.torch import load
-
     path = Path(path)
     card_path = path.with_suffix(".json")
     for p in (path, card_path):
@@ -140,7 +128,7 @@ def load_weights(path) -> tuple:
         raise WeightsError(f"{path}: content hash differs from its model card (file damaged or "
                            f"replaced)")
     try:
-        state = load(data)
+        state = safetensors_load(data)
     except Exception as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
     return state, card
@@ -265,15 +253,21 @@ def _ensemble_card(name: str, cards: list) -> dict:
             "members": cards}
 
 
-def card_operator(card: dict):
-    """The operator a model card was trained with (from its data spec)."""
-    from .data.simulation import SimulationSpec
-
+def card_task(card: dict):
+    """The task a model card's weights were trained on: its ``task`` spec, or (cards written
+    before tasks existed) the ``"ct"`` task of its ``data.simulation`` spec."""
     try:
-        return SimulationSpec.from_dict(card["data"]["simulation"]).operator()
+        if "task" in card:
+            return task(card["task"])
+        return task({"task": "ct", **card["data"]["simulation"]})
     except (KeyError, TypeError, ValueError) as e:
-        raise WeightsError(f"the model card has no usable data spec ({e}); pass the operator "
+        raise WeightsError(f"the model card has no usable task spec ({e}); pass the operator "
                            f"the weights were trained with as op=") from None
+
+
+def card_operator(card: dict):
+    """The operator a model card was trained with (its task's operator)."""
+    return card_task(card).operator()
 
 
 def _load_state(model, state: dict, path, arch: str, params: dict) -> None:
@@ -309,8 +303,6 @@ def load(name_or_path, op=None, device="cpu"):
     path = Path(name_or_path)
     if path.suffix != ".safetensors" and str(name_or_path) not in _shipped_weights() \
             and str(name_or_path) in available():
-        from .learned import DeepEnsemble
-
         members = [load(m, op=op, device=device) for m in ensemble_members(str(name_or_path))]
         ensemble = DeepEnsemble(members).eval()
         ensemble.card = _ensemble_card(str(name_or_path), [m.card for m in members])
@@ -341,6 +333,57 @@ def load(name_or_path, op=None, device="cpu"):
         if g_want != g_got:
             raise ValueError(f"{path}: weights were trained for geometry type {g_want}, got {g_got}")
     model.card = card
+    model.task = card_task(card) if ("task" in card or "simulation" in (card.get("data") or {})) \
+        else None
     # channels-last convolutions are 1.6x faster on CPUs (oneDNN); values are unchanged
     fmt = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
     return model.to(device, memory_format=fmt).eval()
+
+
+# -- the shipped learned methods ----------------------------------------------------------------
+_loaded: Dict[tuple, torch.nn.Module] = {}
+
+
+def learned_model(name: str, op, device="cpu"):
+    """The shipped model of the learned method ``name`` bound to ``op`` on ``device`` (loaded
+    once per process)."""
+    key = (name, id(op), str(device))
+    if key not in _loaded:
+        _loaded[key] = load(method_info(name).weights, op=op, device=device)
+    return _loaded[key]
+
+
+def _build_shipped(name: str):
+    def build(task, op, device, amp=False):
+        """``recon(y)``: the shipped weights bound to ``op`` (autocast with ``amp``)."""
+        model = learned_model(name, op, device)
+
+        def run(fn, y):
+            with torch.no_grad(), torch.autocast(y.device.type, enabled=bool(amp),
+                                                 dtype=torch.bfloat16 if y.device.type == "cpu"
+                                                 else torch.float16):
+                return fn(y)
+
+        def recon(y):
+            return run(model, y).float()
+
+        if isinstance(model, DeepEnsemble):
+            recon.uncertainty = lambda y: scale_from_ensemble(run(model.members, y).float())
+        recon.card = model.card
+        return recon
+    return build
+
+
+#: The learned methods whose weights ship in the package (trained on the "ct" task, as their
+#: cards record): name -> (weights, architecture, description).
+SHIPPED_METHODS = {
+    "fbpconvnet": ("fbpconvnet-ellipses", _fbpconvnet, "FBP + U-Net (Jin et al. 2017)"),
+    "lgd": ("lgd-ellipses", LearnedGradientDescent,
+            "learned gradient descent (Adler & Oktem 2017)"),
+    "lpd": ("lpd-ellipses", LearnedPrimalDual, "learned primal-dual (Adler & Oktem 2018)"),
+    "lpd-ensemble": ("lpd-ensemble", None, "deep ensemble of learned primal-dual models"),
+}
+for _name, (_weights, _architecture, _description) in SHIPPED_METHODS.items():
+    register_method(_name, _build_shipped(_name), tasks=("ct",), defaults={"amp": False},
+                    kind="learned", weights=_weights, architecture=_architecture,
+                    description=_description)

@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 
 from .. import noise as noise_models
-from ..modalities.ct.fbp import FBP_DEFAULTS, fbp
 from ..modalities.ct.geometry import ParallelBeam2D
 from ..modalities.ct.ray_transform import RayTransform
 from ..registry import Task, register_task
@@ -163,14 +162,23 @@ class SimulationSpec(Task):
         """Noisy data of ``images`` (B, 1, N, N) without the inverse crime (:func:`simulate`)."""
         return simulate(images, self, generator)
 
-    def initial_reconstruction(self, y: torch.Tensor, op=None) -> torch.Tensor:
-        """FBP of ``y`` (B, C, A, D) with :data:`FBP_DEFAULTS` on ``op`` (default the task's)."""
-        return fbp(self.operator() if op is None else op, y, **FBP_DEFAULTS)
-
     @classmethod
     def tiny(cls) -> "SimulationSpec":
         """24 x 24 images, 6 angles, 35 detectors, data simulated on 48 x 48 (for tests)."""
         return cls(image_size=24, n_angles=6, n_detectors=35, fine_size=48)
+
+    def noise_std(self, y: torch.Tensor) -> torch.Tensor:
+        """Noise std per sample (B,) from the data alone: ``level * mean(|y|)`` for Gaussian
+        noise; for post-log Poisson data the root mean square over bins of the delta-method
+        std ``1 / (mu_max sqrt(photons exp(-mu_max y)))``; 0 without noise."""
+        flat = y.detach().double().reshape(y.shape[0], -1)
+        noise = self.noise
+        if noise.kind == "gaussian":
+            return noise.level * flat.abs().mean(1)
+        if noise.kind == "poisson":
+            counts = noise.photons * torch.exp(-noise.mu_max * flat)
+            return (1.0 / (noise.mu_max ** 2 * counts.clamp_min(0.1))).mean(1).sqrt()
+        return torch.zeros(y.shape[0], dtype=torch.float64, device=y.device)
 
     def to_json(self) -> str:
         """The fields as canonical JSON (the cache key of the operators)."""

@@ -32,8 +32,8 @@ Modules
 -------
 ``base``
     :class:`_Reconstructor`, the operator-bound base class (binding,
-    compatibility checks, input checks, sub-batched CPU inference) and the
-    one place that ties a reconstructor to CT (:data:`FBP_DEFAULTS`, FBP).
+    compatibility checks, input checks, the operator's first guess,
+    sub-batched CPU inference).
 ``blocks``
     Building blocks shared by the networks (parameter count, the
     convolution block of the unrolled methods).
@@ -41,7 +41,7 @@ Modules
     One model each.
 """
 
-from .base import FBP_DEFAULTS, _Reconstructor  # noqa: F401
+from .base import _Reconstructor  # noqa: F401
 from .ensemble import DeepEnsemble
 from .fbpconvnet import FBPConvNet
 from .lgd import LearnedGradientDescent

@@ -1,4 +1,4 @@
-"""The base class of the operator-bound reconstructors, and their one tie to CT.
+"""The base class of the operator-bound reconstructors.
 
 :class:`_Reconstructor` binds a :class:`tomolearn.operators.LinearOperator`
 to a model (as a plain attribute, so ``state_dict`` holds only learned
@@ -7,11 +7,11 @@ the weights (:meth:`~_Reconstructor.check_operator`), rebinds a copy of the
 weights (:meth:`~_Reconstructor.with_operator`), checks the measurements
 given to ``forward`` and runs CPU inference in cache-sized sub-batches.
 
-The models are modality-agnostic except where they start from a filtered
-back-projection (:class:`~tomolearn.learned.FBPConvNet`, and
-:class:`~tomolearn.learned.LearnedGradientDescent` with ``init="fbp"``).  That
-coupling lives here only: :data:`FBP_DEFAULTS`, the ``_needs_ray_transform``
-check in ``_bind`` and :meth:`~_Reconstructor._fbp`.
+The models know no modality: where they start from a classical
+reconstruction (:class:`~tomolearn.learned.FBPConvNet`, and
+:class:`~tomolearn.learned.LearnedGradientDescent` with ``init="initial"``) it
+is the operator's own first guess (:meth:`initial`; FBP for the ray transform,
+which is what the CT tasks use too).
 """
 
 from __future__ import annotations
@@ -22,13 +22,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..ct import RayTransform, fbp
 from ..operators import LinearOperator
 from .blocks import _n_parameters
-
-#: FBP settings of the ellipses benchmark, chosen on its validation split (grid in
-#: docs/solvers.md); the FBP baseline and the start of :class:`FBPConvNet` both use them.
-FBP_DEFAULTS = {"filter": "hamming", "frequency_scaling": 0.7}
 
 
 class _Reconstructor(nn.Module):
@@ -38,9 +33,6 @@ class _Reconstructor(nn.Module):
     not appear in ``state_dict``.  Subclasses implement ``_rebind`` to refresh
     whatever they derive from the operator (e.g. its norm).
     """
-
-    #: Whether the operator must be a :class:`tomolearn.ct.RayTransform`.
-    _needs_ray_transform = False
 
     #: Inference (eval mode, no autograd) on CPU tensors runs in sub-batches of this many
     #: images: the activations of 8 images of 128 x 128 stay in cache, which made learned
@@ -75,9 +67,6 @@ class _Reconstructor(nn.Module):
                 f"{type(self).__name__} needs an operator between 2-D spaces (images to "
                 f"sinogram-like data); got domain_shape {op.domain_shape} and range_shape "
                 f"{op.range_shape}")
-        if self._needs_ray_transform and not isinstance(op, RayTransform):
-            raise TypeError(f"{type(self).__name__} needs a RayTransform (for its FBP), "
-                            f"got {type(op).__name__}")
         object.__setattr__(self, "op", op)
         object.__setattr__(self, "geometry_spec", self._spec_of(op))
         self._rebind()
@@ -85,14 +74,11 @@ class _Reconstructor(nn.Module):
     def _rebind(self) -> None:
         pass
 
-    def _fbp(self, y: torch.Tensor, **settings) -> torch.Tensor:
-        """The filtered back-projection of ``y`` with the bound operator (a RayTransform).
-
-        ``settings`` go to :func:`tomolearn.ct.fbp` (``filter``,
-        ``frequency_scaling``).  Only models with ``_needs_ray_transform`` set
-        call this; it is their only dependence on CT.
-        """
-        return fbp(self.op, y, **settings)
+    def initial(self, y: torch.Tensor) -> torch.Tensor:
+        """The bound operator's first guess from ``y`` (``op.initial_reconstruction``: FBP
+        for the ray transform): ``(B, 1, *data_shape)`` -> ``(B, 1, *image_shape)``."""
+        self._check_y(y)
+        return self.op.initial_reconstruction(y)
 
     @staticmethod
     def _spec_of(op) -> dict:

@@ -1,4 +1,4 @@
-"""FBPConvNet (Jin et al. 2017): a filtered back-projection corrected by a residual U-Net."""
+"""FBPConvNet (Jin et al. 2017): a classical reconstruction corrected by a residual U-Net."""
 
 from __future__ import annotations
 
@@ -7,25 +7,24 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .base import FBP_DEFAULTS, _Reconstructor
+from .base import _Reconstructor
 from .unet import UNet
 
 
 class FBPConvNet(_Reconstructor):
     """FBP followed by a residual U-Net (FBPConvNet, Jin et al. 2017).
 
-    ``x = fbp(op, y); return x + unet(x)``.
+    ``x = op.initial_reconstruction(y); return x + unet(x)``: for the ray transform
+    the first guess is the FBP of the ellipses benchmark's baseline (Hamming window,
+    frequency scaling 0.7), as in the paper; other operators bring their own.
 
     Parameters
     ----------
-    op : tomolearn.ct.RayTransform
+    op : LinearOperator
         Forward operator, images ``(B, 1, H, W)`` to data ``(B, 1, A, D)``.
     unet : UNet, optional
         Image-to-image network with one input and one output channel; by
         default ``UNet(1, 1, channels=32, depth=4, norm="batch")``.
-    filter, frequency_scaling
-        FBP settings, passed to :func:`tomolearn.ct.fbp`; the defaults are the
-        ellipses benchmark's FBP baseline (``"hamming"``, 0.7).
 
     Notes
     -----
@@ -33,21 +32,10 @@ class FBPConvNet(_Reconstructor):
     dtype and device as ``y`` (the U-Net weights must match them).
     """
 
-    _needs_ray_transform = True
-
-    def __init__(self, op, unet: Optional[nn.Module] = None,
-                 filter: str = FBP_DEFAULTS["filter"],
-                 frequency_scaling: float = FBP_DEFAULTS["frequency_scaling"]):
+    def __init__(self, op, unet: Optional[nn.Module] = None):
         super().__init__()
         self._bind(op)
         self.unet = unet if unet is not None else UNet(1, 1, channels=32, depth=4, norm="batch")
-        self.filter = filter
-        self.frequency_scaling = frequency_scaling
-
-    def initial(self, y: torch.Tensor) -> torch.Tensor:
-        """The FBP of ``y``: ``(B, 1, A, D)`` -> ``(B, 1, H, W)``."""
-        self._check_y(y)
-        return self._fbp(y, filter=self.filter, frequency_scaling=self.frequency_scaling)
 
     def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
         x = self.initial(y)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import FBP_DEFAULTS, _Reconstructor
+from .base import _Reconstructor
 from .blocks import _conv_block
 
 
@@ -15,7 +15,7 @@ class LearnedGradientDescent(_Reconstructor):
 
     With the normalised operator ``K = A / ||A||`` and data ``g = y / ||A||``::
 
-        x_0 = 0            (or the FBP of y, init="fbp")
+        x_0 = 0            (or op.initial_reconstruction(y), init="initial")
         for k in range(n_iter):
             dx  = Lambda_k([x_k, K^T (K x_k - g)])
             x_{k+1} = x_k + dx
@@ -32,8 +32,8 @@ class LearnedGradientDescent(_Reconstructor):
         Images ``(B, 1, H, W)`` to data ``(B, 1, A, D)``.
     n_iter : int
     channels : int
-    init : {"zero", "fbp"}
-        Starting point; ``"fbp"`` needs a RayTransform.
+    init : {"zero", "initial"}
+        Starting point: zero, or the operator's first guess (FBP for the ray transform).
 
     Attributes
     ----------
@@ -43,11 +43,9 @@ class LearnedGradientDescent(_Reconstructor):
 
     def __init__(self, op, n_iter: int = 10, channels: int = 32, init: str = "zero"):
         super().__init__()
-        if init not in ("zero", "fbp"):
-            raise ValueError(f"init must be 'zero' or 'fbp', got {init!r}")
+        if init not in ("zero", "initial"):
+            raise ValueError(f"init must be 'zero' or 'initial', got {init!r}")
         self.init = init
-        if init == "fbp":
-            self._needs_ray_transform = True
         self._bind(op)
         self.n_iter = int(n_iter)
         self.blocks = nn.ModuleList(_conv_block(2, 1, channels) for _ in range(self.n_iter))
@@ -57,8 +55,8 @@ class LearnedGradientDescent(_Reconstructor):
 
     def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
         s2 = self.operator_scale**2
-        if self.init == "fbp":
-            x = self._fbp(y, **FBP_DEFAULTS)
+        if self.init == "initial":
+            x = self.op.initial_reconstruction(y)
         else:
             x = y.new_zeros((y.shape[0], 1) + tuple(self.op.domain_shape))
         for block in self.blocks:

@@ -188,6 +188,13 @@ class LinearOperator(Operator):
         return _Sum(self, _Scaled(other, -1.0))
 
     # -- norm ---------------------------------------------------------------
+    def initial_reconstruction(self, y: torch.Tensor) -> torch.Tensor:
+        """A first guess ``(B, C, *domain_shape)`` from data ``y``: here ``A^H y / ||A||^2``
+        (one gradient step from zero with step ``1 / ||A||^2``).  Modalities override it
+        with their classical reconstruction (FBP for the ray transform); learned methods
+        and tasks start from it."""
+        return self.adjoint(y) / self.norm() ** 2
+
     def norm(self, n_iter: int = 200, rtol: float = 1e-7, seed: int = 0,
              dtype: torch.dtype = torch.float64, device=None, recompute: bool = False) -> float:
         """Operator 2-norm (largest singular value) by power iteration on ``A^H A``.

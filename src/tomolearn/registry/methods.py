@@ -55,6 +55,7 @@ class MethodInfo:
     tuned: Dict[str, dict] = field(default_factory=dict)
     kind: str = "classical"
     weights: Optional[str] = None
+    architecture: Optional[Callable] = None
     description: str = ""
 
     def supports(self, t: Task) -> bool:
@@ -74,7 +75,8 @@ _METHODS: Dict[str, MethodInfo] = {}
 def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ...]] = None,
                     requires: Tuple[str, ...] = (), defaults: Optional[dict] = None,
                     tuned: Optional[Dict[str, dict]] = None, kind: str = "classical",
-                    weights: Optional[str] = None, description: str = "") -> MethodInfo:
+                    weights: Optional[str] = None, architecture: Optional[Callable] = None,
+                    description: str = "") -> MethodInfo:
     """Register the reconstruction method ``name``.
 
     Parameters
@@ -92,6 +94,9 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
     kind : {"classical", "learned"}
     weights : str, optional
         Name of the shipped weights a learned method loads.
+    architecture : callable, optional
+        ``architecture(op, **params) -> nn.Module``: a learned method's untrained network
+        (what ``tomolearn train`` builds for ``model.name``).
     description : str
         One line for ``--help`` lists and reports.
     """
@@ -104,7 +109,8 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
     if kind not in ("classical", "learned"):
         raise ValueError(f"kind must be 'classical' or 'learned', got {kind!r}")
     info = MethodInfo(name, build, None if tasks is None else tuple(tasks), tuple(requires),
-                      dict(defaults or {}), dict(tuned or {}), kind, weights, description)
+                      dict(defaults or {}), dict(tuned or {}), kind, weights, architecture,
+                      description)
     _METHODS[name] = info
     return info
 

@@ -73,9 +73,17 @@ class Task(abc.ABC):
         batch equals the images simulated one at a time).
         """
 
-    @abc.abstractmethod
     def initial_reconstruction(self, y: torch.Tensor, op=None) -> torch.Tensor:
-        """The task's default first guess from data ``y`` (with ``op``, default the task's)."""
+        """The task's default first guess from data ``y`` with ``op`` (default the task's):
+        the operator's own (``op.initial_reconstruction``: FBP for CT, a scaled adjoint by
+        default); override for another."""
+        return (self.operator() if op is None else op).initial_reconstruction(y)
+
+    @abc.abstractmethod
+    def noise_std(self, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample noise standard deviation ``(B,)`` (float64, data units) estimated from
+        the measured data ``y`` alone under this task's noise model (shift detection compares
+        data residuals against it)."""
 
     @classmethod
     def tiny(cls) -> "Task":

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import yaml
 
-from ..weights import MODELS
+from ..weights import architectures
 
 
 class ConfigError(ValueError):
@@ -150,7 +150,8 @@ def load_config(source, overrides: Sequence[str] = ()) -> dict:
             break  # _check_config names the problem
         _apply_override(raw, override)
     config = _check_config(raw, CONFIG_SCHEMA)
-    if config["model"]["name"] not in MODELS:
+    known = architectures()
+    if config["model"]["name"] not in known:
         raise ConfigError(f"model.name: unknown model {config['model']['name']!r}; expected one "
-                          f"of {', '.join(sorted(MODELS))}")
+                          f"of {', '.join(sorted(known))}")
     return config

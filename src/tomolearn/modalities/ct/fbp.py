@@ -12,8 +12,7 @@ import math
 import numpy as np
 import torch
 
-from .geometry import FanBeam2D, _positive_float
-from .ray_transform import RayTransform
+from .geometry import FanBeam2D, ParallelBeam2D, _positive_float
 
 __all__ = ["fbp", "ramp_filter", "FILTERS", "FBP_DEFAULTS"]
 
@@ -85,7 +84,7 @@ def _angle_weights(angles: np.ndarray, period: float) -> np.ndarray:
     return w
 
 
-def fbp(op: RayTransform, sinogram: torch.Tensor, filter: str = "ramp",
+def fbp(op, sinogram: torch.Tensor, filter: str = "ramp",
         frequency_scaling: float = 1.0) -> torch.Tensor:
     """Filtered back-projection for parallel and (full-scan) flat fan beam.
 
@@ -116,7 +115,7 @@ def fbp(op: RayTransform, sinogram: torch.Tensor, filter: str = "ramp",
     distance weight ``(R / (R - x . s))^2``; it needs angles covering the
     full circle (a short scan would need Parker weights, not implemented).
     """
-    if not isinstance(op, RayTransform):
+    if not isinstance(getattr(op, "geometry", None), (ParallelBeam2D, FanBeam2D)):
         raise TypeError(f"fbp needs a RayTransform, got {type(op).__name__}")
     op._check(sinogram, op.range_shape, "fbp")
     if sinogram.is_complex():

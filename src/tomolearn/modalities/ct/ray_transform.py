@@ -49,6 +49,7 @@ import torch
 
 from ...files import atomic_write_bytes
 from ...operators import LinearOperator
+from .fbp import FBP_DEFAULTS, fbp
 from .geometry import FanBeam2D, ParallelBeam2D, _positive_float, _positive_int
 from .joseph import _joseph_samples, _pad
 
@@ -144,6 +145,11 @@ class RayTransform(LinearOperator):
         geometry = self.geometry.with_angles(np.asarray(self.geometry.angles)[idx])
         return RayTransform(geometry, self.domain_shape, self.pixel_size, backend=self.backend,
                             cache_dir=self.cache_dir)
+
+    def initial_reconstruction(self, y: torch.Tensor) -> torch.Tensor:
+        """FBP of ``y`` with :data:`FBP_DEFAULTS` (Hamming, frequency scaling 0.7): the CT
+        tasks' first guess and the input of FBPConvNet."""
+        return fbp(self, y, **FBP_DEFAULTS)
 
     # -- description ----------------------------------------------------------
     def spec(self) -> dict:
