@@ -137,7 +137,7 @@ def load_weights(path) -> tuple:
 #: Model-card fields :func:`load_weights` requires or checks, with their JSON types.
 CARD_SCHEMA = {"model": dict, "sha256": str, "geometry": (dict, type(None)),
                "data": (dict, type(None)), "n_parameters": int, "training": (dict, type(None)),
-               "validation": (dict, type(None))}
+               "validation": (dict, type(None)), "task": dict}
 _TYPE_NAMES = {dict: "an object", str: "a string", int: "an integer", list: "a list",
                type(None): "null"}
 
@@ -315,7 +315,7 @@ def load(name_or_path, op=None, device="cpu"):
         path = SHIPPED / f"{name_or_path}.safetensors"
     state, card = load_weights(path)
     arch, params = card["model"]["name"], card["model"].get("params", {})
-    if "simulation" in (card.get("data") or {}) or op is None:
+    if "task" in card or "simulation" in (card.get("data") or {}) or op is None:
         model = build_model(arch, card_operator(card), **params)
         _check_card_consistent(card, model, state, path)
         _load_state(model, state, path, arch, params)
@@ -333,7 +333,7 @@ def load(name_or_path, op=None, device="cpu"):
         if g_want != g_got:
             raise ValueError(f"{path}: weights were trained for geometry type {g_want}, got {g_got}")
     model.card = card
-    model.task = card_task(card) if ("task" in card or "simulation" in (card.get("data") or {})) \
+    model.task = card_task(card) if "task" in card or "simulation" in (card.get("data") or {}) \
         else None
     # channels-last convolutions are 1.6x faster on CPUs (oneDNN); values are unchanged
     fmt = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format

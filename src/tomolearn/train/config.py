@@ -30,6 +30,7 @@ CONFIG_SCHEMA = {
         "params": ({}, (dict,)),
     },
     "data": {
+        "task": ("ct", (str,)),
         "family": ("ellipses", (str,)),
         "shift": (None, (str, None)),
         "simulation": ({}, (dict,)),

@@ -14,20 +14,25 @@ import h5py
 import torch
 from torch.utils.data import Subset, TensorDataset
 
-from ..data import SimulatedDataset, SimulationSpec, open_hdf5, shifted_spec, spec_differences
+from ..data import SimulatedDataset, open_hdf5, spec_differences
+from ..registry import shifted, task
 from ..weights import build_model
 from .config import ConfigError, load_config
 from .trainer import Trainer
 
 
-def _simulation_spec(config: dict):
+def _task(config: dict):
+    """The task of ``data.task`` (a registered kind) with the fields of ``data.simulation``,
+    under the measurement shift ``data.shift``."""
+    d = config["data"]
     try:
-        spec = SimulationSpec.from_dict(config["data"]["simulation"])
+        spec = task({**d["simulation"], "task": d["task"]})
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"data.simulation: {e}") from None
-    if config["data"]["shift"] is not None:
+        key = "data.task" if "unknown task" in str(e) else "data.simulation"
+        raise ConfigError(f"{key}: {e}") from None
+    if d["shift"] is not None:
         try:
-            spec = shifted_spec(spec, config["data"]["shift"])
+            spec = shifted(spec, d["shift"])
         except ValueError as e:
             raise ConfigError(f"data.shift: {e}") from None
     return spec
@@ -62,7 +67,7 @@ def trainer_from_config(config, out_dir=None, progress: bool = True,
     t = config["train"]
     if t["threads"]:
         torch.set_num_threads(t["threads"])
-    spec = _simulation_spec(config)
+    spec = _task(config)
     train_data = _dataset(config, "train", spec)
     val_data = _dataset(config, "validation", spec)
     torch.manual_seed(t["seed"])  # the initial weights are part of the run's seed
@@ -75,7 +80,8 @@ def trainer_from_config(config, out_dir=None, progress: bool = True,
                  "validation_size": len(val_data)}
     card = {"model": {"name": config["model"]["name"], "params": config["model"]["params"],
                       "class": type(model).__name__, "n_parameters": model.n_parameters},
-            "geometry": model.geometry_spec, "data": data_spec, "config": config}
+            "task": spec.spec(), "geometry": model.geometry_spec, "data": data_spec,
+            "config": config}
     keys = ("steps", "batch_size", "lr", "optimizer", "weight_decay", "betas", "warmup_steps",
             "lr_min_ratio", "grad_clip", "ema_decay", "amp", "loss", "val_every",
             "val_batch_size", "patience", "checkpoint_every", "log_every", "seed", "device",
