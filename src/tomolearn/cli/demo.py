@@ -1,0 +1,102 @@
+"""``tomolearn demo``: simulate sparse-view CT, reconstruct, bound the errors, write a report."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, check_out_dir,
+                      check_out_file, csv_list, note_unflaggable, wrap, write_json)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``demo`` verb to ``subparsers`` (the top parser's subparsers action)."""
+    p = subparsers.add_parser(
+        "demo", help="simulate sparse-view CT, reconstruct, bound the errors, "
+                     "write an HTML report (minutes, CPU)",
+        description=wrap(
+            "Simulate sparse-view CT of held-out test images of several image "
+            "families, reconstruct them with each method, attach calibrated "
+            "error bounds and shift flags, and write a self-contained HTML "
+            "report (index.html) with its metrics.json."),
+        epilog="examples:\n  " + EXAMPLES["demo"],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="report", metavar="DIR",
+                   help="report folder (default ./report); must be missing or empty unless --overwrite")
+    p.add_argument("--n-images", type=int, default=4, help="test images per family (default 4)")
+    p.add_argument("--angles", type=int, default=30, help="projection angles (default 30)")
+    p.add_argument("--noise", type=float, default=0.025,
+                   help="relative Gaussian noise level (default 0.025, DIVal's)")
+    p.add_argument("--methods", type=csv_list, default=None, metavar="LIST",
+                   help="comma-separated methods (default: fbp,tv and every learned method whose "
+                        "weights are installed)")
+    p.add_argument("--families", type=csv_list, default=["ellipses", "shepp-logan", "ct-slice",
+                                                         "rectangles", "lesions"], metavar="LIST",
+                   help="comma-separated image families (default ellipses,shepp-logan,ct-slice,"
+                        "rectangles,lesions)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the test images and noise (default 0)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    add_output_flags(p, "replace the report in a non-empty --out and an existing --json file")
+    p.add_argument("--json", metavar="FILE", help="also write the metrics JSON there")
+    p.add_argument("--no-bounds", action="store_true", help="skip the error bounds (no calibration)")
+    p.add_argument("--alpha", type=float, default=0.1,
+                   help="miscoverage level of the bounds and false-alarm rate of the flag (default 0.1)")
+    p.add_argument("--calibration-n", type=int, default=100, metavar="N",
+                   help="ellipses validation images the bounds are calibrated on (default 100)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_debug(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    """Simulate sparse-view CT of several image families, reconstruct, bound the errors, report."""
+    from ..demo import default_methods, run_demo
+
+    if args.n_images < 1:
+        raise UsageError(f"--n-images must be at least 1, got {args.n_images}")
+    if not 0 <= args.noise < 1:
+        raise UsageError(f"--noise must be a relative level in [0, 1), got {args.noise}")
+    if args.angles < 1:
+        raise UsageError(f"--angles must be at least 1, got {args.angles}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    if not 0 < args.alpha < 1:
+        raise UsageError(f"--alpha must lie strictly between 0 and 1, got {args.alpha}")
+    if not 2 <= args.calibration_n <= 3200:
+        raise UsageError(f"--calibration-n must be in [2, 3200] (the validation split), "
+                         f"got {args.calibration_n}")
+    if not args.no_bounds and args.calibration_n < math.ceil(1 / args.alpha - 1 - 1e-9):
+        raise UsageError(f"--calibration-n {args.calibration_n} is too small for --alpha "
+                         f"{args.alpha:g}: finite bounds need at least "
+                         f"{math.ceil(1 / args.alpha - 1 - 1e-9)} calibration images")
+    out = check_out_dir(args.out, "--out", args.overwrite, args.parents)
+    if args.json:
+        check_out_file(args.json, "--json", args.overwrite, args.parents)
+    methods = args.methods if args.methods is not None else default_methods()
+    if not args.no_bounds:
+        note_unflaggable("demo", args.calibration_n, args.alpha)
+    result = run_demo(out, n_images=args.n_images, angles=args.angles, noise=args.noise,
+                      methods=methods, families=args.families, seed=args.seed,
+                      device=args.device, overwrite=args.overwrite, progress=not args.quiet,
+                      command=args.command_line, bounds=not args.no_bounds, alpha=args.alpha,
+                      calibration_n=args.calibration_n)
+    print(result["table"])
+    if not args.no_bounds:
+        print()
+        print(f"error bounds (alpha {args.alpha:g}, calibrated on {args.calibration_n} ellipses "
+              "validation images, standard spec; pixel cov. = mean fraction of pixels inside "
+              "their intervals; map r = correlation of the uncertainty map with the error):")
+        print(result["bounds_table"])
+        flagged = [(c["name"], m) for c in result["cases"] for m, b in (c.get("bounds") or {}).items()
+                   if isinstance(b, dict) and b.get("flagged")]
+        n_pairs = sum(len(c.get("bounds") or {}) for c in result["cases"])
+        print(f"flagged as unlike the calibration data: {len(flagged)} of {n_pairs} image/method "
+              "pairs" + (" (their bounds are not guaranteed)" if flagged else ""))
+    print(f"report: {result['report']} (open it in a browser); metrics: "
+          f"{Path(result['report']).parent / 'metrics.json'}; {result['seconds_total']:.0f} s in all")
+    if args.json:
+        doc = {k: v for k, v in result.items() if k not in ("report", "seconds_total")}
+        write_json(args.json, doc)
+    return 0
