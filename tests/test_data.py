@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 import tomolearn as tl
-from tomolearn.data import (SHIFTS, NoiseSpec, SimulatedDataset, SimulationSpec, SpecMismatchError,
-                            ellipses_benchmark, generate_hdf5, open_hdf5, shifted_spec)
+from tomolearn.ct import SHIFTS, NoiseSpec, SimulationSpec, shifted_spec
+from tomolearn.data import (SimulatedDataset, SpecMismatchError, ellipses_benchmark, generate_hdf5,
+                            open_hdf5)
 from tomolearn.data.hdf5 import DatasetFileError
 
 

@@ -14,9 +14,8 @@ from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossles
 
 from tomolearn.data.io import (MissingDecoderError, hu_to_mu, mu_to_hu, read_array,  # noqa: E402
                                read_dicom, read_dicom_series, read_image, read_nifti,
-                               read_nifti_volume, real_measurement_pair, resample,
-                               slice_to_unit_range)
-from tomolearn.data.simulation import NoiseSpec, SimulationSpec  # noqa: E402
+                               read_nifti_volume, resample, slice_to_unit_range)
+from tomolearn.ct import NoiseSpec, SimulationSpec, real_measurement_pair  # noqa: E402
 from tomolearn.noise import MU_AIR, MU_MAX, MU_WATER  # noqa: E402
 
 SLOPE, INTERCEPT = 2.0, -1024.0

@@ -1,4 +1,4 @@
-"""Tests for tomolearn.data.lodopab on small synthetic files in LoDoPaB-CT's layout.
+"""Tests for tomolearn.modalities.ct.lodopab on small synthetic files in LoDoPaB-CT's layout.
 
 The files keep the real per-sample shapes ((1000, 513) and (362, 362),
 float32, dataset "data") but hold only a few samples each.
@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tomolearn.ct import ParallelBeam2D, RayTransform
-from tomolearn.data.lodopab import (DETECTOR_SPACING, GROUND_TRUTH_SHAPE, IMAGE_SHAPE,
+from tomolearn.modalities.ct.lodopab import (DETECTOR_SPACING, GROUND_TRUTH_SHAPE, IMAGE_SHAPE,
                                     OBSERVATION_SHAPE, PART_SIZES, PIXEL_SIZE, LoDoPaBDataset,
                                     LoDoPaBFileError, lodopab_geometry, lodopab_operator)
 

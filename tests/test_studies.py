@@ -51,7 +51,8 @@ def test_generalisation_report_end_to_end(tmp_path):
 def test_generalisation_report_uses_a_methods_own_scale_and_measures_its_correlation():
     """An 'oracle' method whose scale is its true error must show correlation 1; the residual
     scale of FBP gets a correlation and no image-level Spearman."""
-    from tomolearn.data import SimulatedDataset, SimulationSpec
+    from tomolearn.ct import SimulationSpec
+    from tomolearn.data import SimulatedDataset
 
     truth = {}  # the report's calibration and test batches, found again by their data
     for split, size in (("validation", 8), ("test", 4)):

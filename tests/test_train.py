@@ -102,7 +102,8 @@ def test_config_bad_model_params_and_data_file(tmp_path):
 
 
 def test_hdf5_file_with_other_spec_is_refused(tmp_path):
-    from tomolearn.data import SimulatedDataset, SimulationSpec, generate_hdf5
+    from tomolearn.ct import SimulationSpec
+    from tomolearn.data import SimulatedDataset, generate_hdf5
 
     spec = SimulationSpec.from_dict(TINY["data"]["simulation"]).replace(n_angles=7)
     file = tmp_path / "t.h5"
@@ -320,7 +321,7 @@ def test_members_name_1_2_load_as_a_deep_ensemble(tmp_path, monkeypatch):
     assert card["model"]["class"] == "DeepEnsemble" and len(card["members"]) == 2
     assert card["n_parameters"] == 2 * tl.load("tiny-1").n_parameters == ens.n_parameters
     assert card["training"]["samples_seen"] == 2 * 2 * 4
-    spec = tl.data.SimulationSpec.from_dict(card["data"]["simulation"])
+    spec = tl.ct.SimulationSpec.from_dict(card["data"]["simulation"])
     y, _ = tl.data.SimulatedDataset("ellipses", "test", spec, size=2).batch([0, 1])
     with torch.no_grad():
         each = ens.members(y)
@@ -354,7 +355,7 @@ def test_shipped_deep_ensemble_of_independent_lpd_members():
     assert float(spread.mean()) > 1e-3  # the members disagree, and most where they err:
     r = uq.uncertainty_error_correlation(spread + 1e-6, each.mean(0), x)
     assert float(r.mean()) > 0.1
-    more = tl.data.SimulationSpec().replace(n_angles=60).operator()
+    more = tl.ct.SimulationSpec().replace(n_angles=60).operator()
     assert tl.load("lpd-ensemble", op=more)(torch.zeros(1, 1, 60, 183)).shape == (1, 1, 128, 128)
     small = tl.ct.RayTransform(tl.ct.ParallelBeam2D(n_angles=30, n_detectors=91), image_shape=(64, 64))
     with pytest.raises(ValueError, match="image shape"):
@@ -385,7 +386,7 @@ def test_shipped_weights_load_and_check_geometry(name):
         tl.load(name, op=small)
     with pytest.raises(ValueError, match="expects measurements of shape"):
         model(torch.zeros(1, 1, 60, 183))
-    more = tl.data.SimulationSpec().replace(n_angles=60).operator()
+    more = tl.ct.SimulationSpec().replace(n_angles=60).operator()
     assert tl.load(name, op=more)(torch.zeros(1, 1, 60, 183)).shape == (1, 1, 128, 128)
 
 

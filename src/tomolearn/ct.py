@@ -1,4 +1,5 @@
 """``tomolearn.ct``: the public name of :mod:`tomolearn.modalities.ct` (``tl.ct.RayTransform``,
-``tl.ct.fbp``, ...), kept for users and for the documented API."""
+``tl.ct.fbp``, ``tl.ct.SimulationSpec``, ...), kept for users and for the documented API."""
 
-from .modalities.ct import FILTERS, FanBeam2D, ParallelBeam2D, RayTransform, fbp, ramp_filter  # noqa: F401
+from .modalities.ct import *  # noqa: F401,F403
+from .modalities.ct import __all__  # noqa: F401

@@ -18,6 +18,7 @@ import shlex
 import sys
 
 from . import benchmark, data, demo, evaluate, info, reconstruct, train
+from ..train import TrainingDivergedError
 from .options import Parser, UsageError, one_line
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -48,7 +49,6 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.command_line = "tomolearn " + " ".join(shlex.quote(a) for a in argv)
-    from ..train import TrainingDivergedError
     try:
         return args.func(args)
     except (UsageError, ValueError, TypeError, KeyError, OSError, ImportError,

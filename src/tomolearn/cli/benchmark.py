@@ -1,11 +1,20 @@
-"""``tomolearn benchmark {operators,ellipses,learned}``: speed and quality against peers."""
+"""``tomolearn benchmark {operators,learned,TASK,FAMILY}``: speed and quality against peers."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .options import EXAMPLES, UsageError, add_output_flags, check_out_file, csv_list, write_json
+import torch
+from tqdm import tqdm
+
+from ..data import FAMILIES, SPLIT_SIZES
+from ..modalities.ct.speed import OPERATOR_CASES, benchmark_operators, format_operator_table
+from ..registry import method, methods, tasks
+from ..studies import (SPEED_ARCHITECTURES, benchmark, format_quality_table, format_speed_table,
+                       learned_speed, tv_time_to_converge)
+from .options import (EXAMPLES, UsageError, add_output_flags, add_task_options, check_out_file,
+                      csv_list, task_from_args, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -13,19 +22,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("benchmark", help="speed and quality benchmarks against peers",
                               epilog="examples:\n  " + EXAMPLES["benchmark"],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", choices=["operators", "ellipses", "learned"],
-                   help="operators: projector speed against ASTRA; ellipses: reconstruction quality "
-                        "on DIVal's ellipses test split against DIVal's published table; learned: "
-                        "inference and training speed of the learned networks, operator share")
+    p.add_argument("what", metavar="operators|learned|TASK|FAMILY",
+                   help="operators: projector speed against ASTRA; learned: inference and "
+                        "training speed of the learned networks; a task (" + ", ".join(tasks())
+                        + ") or an image family (e.g. ellipses): reconstruction quality of "
+                        "--methods on its test split, beside published numbers where there are "
+                        "some (DIVal's table for ct on ellipses)")
+    add_task_options(p)
+    p.add_argument("--family", default="ellipses",
+                   help="TASK: the image family (default ellipses)")
     p.add_argument("--methods", type=csv_list, default=None,
-                   help="ellipses: comma-separated methods (default fbp,tv); learned: networks "
-                        "(default fbpconvnet,lgd,lpd)")
-    p.add_argument("--n", type=int, default=None, help="ellipses: first N test samples (default all 3200)")
-    p.add_argument("--batch-size", type=int, default=50, help="ellipses: images reconstructed together")
+                   help="quality: comma-separated registered methods (default: the classical "
+                        "ones the task supports); learned: networks (default fbpconvnet,lgd,lpd)")
+    p.add_argument("--n", type=int, default=None,
+                   help="quality: first N test samples (default the whole split)")
+    p.add_argument("--batch-size", type=int, default=50, help="quality: images reconstructed together")
     p.add_argument("--amp", action="store_true",
-                   help="ellipses: run the learned methods in bfloat16 (CPU) / float16 (CUDA) autocast")
-    p.add_argument("--geometries", type=csv_list, default=["ellipses", "lodopab", "fan"],
-                   help="comma-separated: ellipses,lodopab,fan (default all)")
+                   help="quality: run the learned methods in bfloat16 (CPU) / float16 (CUDA) autocast")
+    p.add_argument("--geometries", type=csv_list, default=list(OPERATOR_CASES),
+                   help=f"operators: comma-separated {','.join(OPERATOR_CASES)} (default all)")
     p.add_argument("--batches", type=lambda v: csv_list(v, int), default=None,
                    help="operators: comma-separated batch sizes (default 1,16); learned: one "
                         "inference batch size (default 16)")
@@ -40,17 +55,34 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    """Run the benchmark ``args.task``; print its table (and write JSON with ``--json``)."""
-    import torch
-
-    from ..benchmarks import OPERATOR_CASES, benchmark_operators, format_operator_table
-
+    """Run the benchmark ``args.what``; print its table (and write JSON with ``--json``)."""
     if args.json:
         check_out_file(args.json, "--json", args.overwrite, args.parents)
-    if args.task == "ellipses":
-        return _benchmark_ellipses(args)
-    if args.task == "learned":
-        return _benchmark_learned(args)
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    if args.what == "operators":
+        return _operators(args)
+    if args.what == "learned":
+        return _learned(args)
+    if args.what in tasks():
+        if args.task not in ("ct", args.what):
+            raise UsageError(f"benchmark {args.what} names the task; --task {args.task} "
+                             f"contradicts it")
+        args.task = args.what
+    elif args.what in FAMILIES:
+        args.family = args.what
+    else:
+        raise UsageError(f"unknown benchmark {args.what!r}; expected operators, learned, a task "
+                         f"({', '.join(tasks())}) or an image family "
+                         f"({', '.join(sorted(FAMILIES))})")
+    return _quality(args)
+
+
+def _progress(msg: str) -> None:
+    print(f"[benchmark] {msg}", file=sys.stderr, flush=True)
+
+
+def _operators(args) -> int:
     args.batches = args.batches or [1, 16]
     unknown = [g for g in args.geometries if g not in OPERATOR_CASES]
     if unknown:
@@ -61,64 +93,64 @@ def run(args) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"--device {args.device}: CUDA is not available here")
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    progress = (lambda msg: print(f"[benchmark] {msg}", file=sys.stderr, flush=True))
     rows = benchmark_operators(args.geometries, batches=tuple(args.batches), repeats=args.repeats,
                                device=args.device, dtype=dtype, backend=args.backend,
-                               progress=progress)
+                               progress=_progress)
     print(format_operator_table(rows))
     if args.json:
         write_json(args.json, {"results": rows})
     return 0
 
 
-def _benchmark_learned(args) -> int:
-    from ..benchmarks import SPEED_ARCHITECTURES, format_speed_table, learned_speed
-
-    methods = args.methods or list(SPEED_ARCHITECTURES)
-    unknown = [m for m in methods if m not in SPEED_ARCHITECTURES]
+def _learned(args) -> int:
+    networks = args.methods or list(SPEED_ARCHITECTURES)
+    unknown = [m for m in networks if m not in SPEED_ARCHITECTURES]
     if unknown:
         raise UsageError(f"unknown network {unknown[0]!r}; expected some of "
                          f"{','.join(SPEED_ARCHITECTURES)}")
     args.batches = args.batches or [16]
     if len(args.batches) != 1 or args.batches[0] < 1:
         raise UsageError(f"--batches must be one positive batch size for 'learned', got {args.batches}")
-    if args.repeats < 1:
-        raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
-    progress = (lambda msg: print(f"[benchmark] {msg}", file=sys.stderr, flush=True))
-    rows = learned_speed(methods, batch=args.batches[0], repeats=args.repeats, progress=progress)
+    rows = learned_speed(networks, batch=args.batches[0], repeats=args.repeats, progress=_progress)
     print(format_speed_table(rows))
     if args.json:
         write_json(args.json, {"results": rows})
     return 0
 
 
-def _benchmark_ellipses(args) -> int:
-    from tqdm import tqdm
-
-    from ..benchmarks import LEARNED, METHODS, benchmark_ellipses, format_quality_table, tv_time_to_converge
-
-    args.methods = args.methods or ["fbp", "tv"]
-    unknown = [m for m in args.methods if m not in METHODS]
+def _quality(args) -> int:
+    t = task_from_args(args)
+    supported = methods(t)
+    names = args.methods or [m for m in supported if method(m).kind == "classical"]
+    unknown = [m for m in names if m not in methods()]
     if unknown:
-        raise UsageError(f"unknown method {unknown[0]!r}; available: {','.join(METHODS)}")
-    if args.n is not None and not 1 <= args.n <= 3200:
-        raise UsageError(f"--n must be in [1, 3200] (the test split), got {args.n}")
-    n = args.n or 3200
+        raise UsageError(f"unknown method {unknown[0]!r}; available: {','.join(supported)}")
+    unsupported = [m for m in names if m not in supported]
+    if unsupported:
+        raise UsageError(f"method {unsupported[0]!r} does not support task {t.kind!r}; "
+                         f"available: {','.join(supported)}")
+    size = SPLIT_SIZES["test"]
+    if args.n is not None and not 1 <= args.n <= size:
+        raise UsageError(f"--n must be in [1, {size}] (the test split), got {args.n}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    n = args.n or size
     rows = []
-    for method in args.methods:
-        with tqdm(total=n, desc=method, unit="img", file=sys.stderr, leave=False) as bar:
-            rows += benchmark_ellipses([method], n=n, batch_size=args.batch_size,
-                                       params={method: {"amp": True}} if args.amp and method in LEARNED else None,
-                                       progress=lambda done, total: bar.update(done - bar.n))
-    print(f"DIVal ellipses benchmark, test split, first {n} samples "
-          f"({'all' if n == 3200 else 'a prefix'}); torch threads {rows[0]['torch_threads']}")
+    for name in names:
+        params = {name: {"amp": True}} if args.amp and method(name).kind == "learned" else None
+        with tqdm(total=n, desc=name, unit="img", file=sys.stderr, leave=False) as bar:
+            rows += benchmark([name], n=n, batch_size=args.batch_size, params=params, task=t,
+                              family=args.family, device=args.device,
+                              progress=lambda done, total: bar.update(done - bar.n))
+    print(f"task {t.kind}, {args.family} test split, first {n} samples "
+          f"({'all' if n == size else 'a prefix'}); torch threads {rows[0]['torch_threads']}")
     print(format_quality_table(rows))
     extra = {}
-    if "tv" in args.methods:
-        extra["tv_single_image"] = tv_time_to_converge()
-        t = extra["tv_single_image"]
-        print(f"TV, one image at a time: within {t['tolerance_db']} dB of its converged PSNR after "
-              f"{t['iterations']:.0f} iterations, {t['seconds']:.2f} s (median of {t['n_images']})")
+    if "tv" in names:
+        extra["tv_single_image"] = tv_time_to_converge(task=t, family=args.family)
+        s = extra["tv_single_image"]
+        print(f"TV, one image at a time: within {s['tolerance_db']} dB of its converged PSNR after "
+              f"{s['iterations']:.0f} iterations, {s['seconds']:.2f} s (median of {s['n_images']})")
     if args.json:
-        write_json(args.json, {"results": rows, **extra})
+        write_json(args.json, {"results": rows, "task": t.spec(), **extra})
     return 0

@@ -6,7 +6,12 @@ import argparse
 import sys
 import time
 
-from .options import EXAMPLES, UsageError, add_output_flags, check_out_file
+from tqdm import tqdm
+
+from ..data import FAMILIES, SimulatedDataset, generate_hdf5
+from ..registry import shifted, shifts
+from .options import (EXAMPLES, UsageError, add_output_flags, add_task_options, check_out_file,
+                      task_from_args)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,7 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, metavar="FILE.h5")
     g.add_argument("--n", type=int, default=None,
                    help="number of samples (default: the split's size, 32000/3200/3200)")
-    g.add_argument("--shift", default=None, help="measurement shift, e.g. angles-20, noise-5%%, low-dose")
+    add_task_options(g)
+    g.add_argument("--shift", default=None,
+                   help="measurement shift of the task, e.g. angles-20, noise-5%%, low-dose")
     g.add_argument("--seed", type=int, default=1, help="dataset seed (default 1, the standard one)")
     g.add_argument("--batch-size", type=int, default=64)
     add_output_flags(g, "replace an existing file")
@@ -36,22 +43,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Generate a simulated dataset into an HDF5 file (resumable)."""
-    from tqdm import tqdm
-
-    from ..data import FAMILIES, SHIFTS, SimulatedDataset, SimulationSpec, generate_hdf5, shifted_spec
-
     if args.family not in FAMILIES:
         raise UsageError(f"unknown dataset {args.family!r}; expected one of {', '.join(sorted(FAMILIES))}")
-    if args.shift is not None and args.shift not in SHIFTS:
-        raise UsageError(f"unknown shift {args.shift!r}; expected one of {', '.join(SHIFTS)}")
+    t = task_from_args(args)
+    if args.shift is not None and args.shift not in shifts(t):
+        raise UsageError(f"unknown shift {args.shift!r}; expected one of {', '.join(shifts(t))}")
     if args.n is not None and args.n < 1:
         raise UsageError(f"--n must be at least 1, got {args.n}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     out = check_out_file(args.out, "--out", args.overwrite, args.parents)
-    spec = SimulationSpec(seed=args.seed)
+    spec = t.replace(seed=args.seed)
     if args.shift:
-        spec = shifted_spec(spec, args.shift)
+        spec = shifted(spec, args.shift)
     dataset = SimulatedDataset(args.family, args.split, spec, size=args.n)
     start = time.perf_counter()
     with tqdm(total=len(dataset), unit="sample", desc=f"{args.family}/{args.split}",

@@ -9,13 +9,18 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..files import atomic_write_bytes
-from ..report import write_report
-from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, check_out_dir,
-                      check_out_file, csv_list, note_unflaggable, wrap, write_json)
+import torch
+from tqdm import tqdm
 
-#: Training distributions `evaluate --dataset` knows (calibration and in-distribution tests).
-EVALUATE_DATASETS = ("ellipses",)
+from .. import studies
+from ..data import FAMILIES, SPLIT_SIZES
+from ..files import atomic_write_bytes
+from ..registry import method, methods as registered_methods
+from ..report import write_report
+from ..weights import available
+from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, add_task_options,
+                      check_out_dir, check_out_file, csv_list, note_unflaggable, task_from_args,
+                      wrap, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -34,8 +39,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                        help="shipped learned weights, e.g. lpd-ellipses (its method is evaluated)")
     which.add_argument("--methods", type=csv_list, metavar="LIST",
                        help="comma-separated methods, e.g. fbp,tv,lpd")
-    p.add_argument("--dataset", default="ellipses",
-                   help="training distribution: calibration and in-distribution test (default ellipses)")
+    add_task_options(p)
+    p.add_argument("--dataset", default="ellipses", metavar="FAMILY",
+                   help="image family of the training distribution: calibration and "
+                        "in-distribution test (default ellipses)")
     p.add_argument("--shift", default=None, metavar="all|NAME|none",
                    help="also test under a shift: all, an image family (rectangles, ...), a "
                         "measurement shift (angles-20, noise-10%%, low-dose, ...), or a comma list "
@@ -59,67 +66,55 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _shift_names() -> list:
-    """Every shift `evaluate --shift all` runs: other image families, then measurement shifts."""
-    from ..data import FAMILIES, SHIFTS
-
-    return [f for f in FAMILIES if f != "ellipses"] + list(SHIFTS)
-
-
-def _evaluate_methods(args) -> list:
-    from ..benchmarks import LEARNED, METHODS
-    from ..weights import available
-
+def _evaluate_methods(args, t) -> list:
     installed = available()
+    supported = registered_methods(t)
     if args.model is not None:
-        by_weights = {w: m for m, w in LEARNED.items()}
+        by_weights = {method(m).weights: m for m in supported if method(m).weights}
         if args.model not in by_weights:
             raise UsageError(f"unknown model {args.model!r}; shipped models: "
-                             f"{', '.join(LEARNED.values())} (use --methods for classical methods)")
-        methods = [by_weights[args.model]]
+                             f"{', '.join(by_weights)} (use --methods for classical methods)")
+        names = [by_weights[args.model]]
     else:
-        methods = list(dict.fromkeys(args.methods))
-        if not methods:
+        names = list(dict.fromkeys(args.methods))
+        if not names:
             raise UsageError("--methods is empty; give e.g. --methods fbp,tv")
-        unknown = [m for m in methods if m not in METHODS]
+        unknown = [m for m in names if m not in supported]
         if unknown:
-            raise UsageError(f"unknown method {unknown[0]!r}; available: {', '.join(METHODS)}")
-    for m in methods:
-        if m in LEARNED and LEARNED[m] not in installed:
-            raise UsageError(f"method {m!r} needs the weights {LEARNED[m]!r}, which are not "
+            raise UsageError(f"unknown method {unknown[0]!r}; available: {', '.join(supported)}")
+    for m in names:
+        weights = method(m).weights
+        if weights is not None and weights not in installed:
+            raise UsageError(f"method {m!r} needs the weights {weights!r}, which are not "
                              f"installed (installed: {', '.join(installed) or 'none'})")
-    return methods
+    return names
 
 
-def _factory(method: str):
+def _factory(name: str, t):
     """``factory(op) -> recon(y)`` for :func:`studies.generalisation_report`, with one-line errors.
 
     ``recon`` returns ``(x_hat, scale)`` for methods with their own uncertainty (ensembles)."""
-    from ..benchmarks import reconstruct
+    registered = studies.registered_factory(name, t)
 
     def factory(op):
         def recon(y):
             try:
-                return reconstruct(method, op, y, uncertainty=True)
+                return registered(op)(y)
             except ValueError as e:
                 shape = "x".join(str(s) for s in op.range_shape)
-                raise UsageError(f"method {method!r} cannot reconstruct {shape} data "
-                                 f"(angles x detectors): {e}") from None
+                raise UsageError(f"method {name!r} cannot reconstruct {shape} data: {e}") from None
         return recon
     return factory
 
 
 def run(args) -> int:
     """Quality, distribution-free bounds and shift detection in and out of distribution."""
-    from tqdm import tqdm
-
-    from .. import studies
-
-    methods = _evaluate_methods(args)
-    if args.dataset not in EVALUATE_DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; the methods are trained and calibrated "
-                         f"on: {', '.join(EVALUATE_DATASETS)}")
-    known = _shift_names()
+    t = task_from_args(args)
+    methods = _evaluate_methods(args, t)
+    if args.dataset not in FAMILIES:
+        raise UsageError(f"unknown dataset {args.dataset!r}; expected an image family: "
+                         f"{', '.join(sorted(FAMILIES))}")
+    known = studies.shift_names(t, args.dataset)
     if args.shift is None or args.shift == "none":
         shifts = ["none"]
     elif args.shift == "all":
@@ -132,11 +127,12 @@ def run(args) -> int:
                                  f"{', '.join(known)}")
             if s not in shifts:
                 shifts.append(s)
-    if not 2 <= args.n <= 3200:
-        raise UsageError(f"--n must be in [2, 3200] (the test split), got {args.n}")
-    if not 2 <= args.calibration_n <= 3200:
-        raise UsageError(f"--calibration-n must be in [2, 3200] (the validation split), "
-                         f"got {args.calibration_n}")
+    if not 2 <= args.n <= SPLIT_SIZES["test"]:
+        raise UsageError(f"--n must be in [2, {SPLIT_SIZES['test']}] (the test split), "
+                         f"got {args.n}")
+    if not 2 <= args.calibration_n <= SPLIT_SIZES["validation"]:
+        raise UsageError(f"--calibration-n must be in [2, {SPLIT_SIZES['validation']}] (the "
+                         f"validation split), got {args.calibration_n}")
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must lie strictly between 0 and 1, got {args.alpha}")
     need = math.ceil(1 / args.alpha - 1 - 1e-9)
@@ -164,11 +160,13 @@ def run(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # calibration size checked above
             report = studies.generalisation_report(
-                {m: _factory(m) for m in methods}, shifts, n=args.n, alpha=args.alpha,
-                calibration_n=args.calibration_n, progress=progress, batch_size=args.batch_size)
+                {m: _factory(m, t) for m in methods}, shifts, n=args.n, alpha=args.alpha,
+                calibration_n=args.calibration_n, progress=progress, batch_size=args.batch_size,
+                task=t, family=args.dataset)
     report["dataset"] = args.dataset
     table = studies.format_markdown(report)
-    print(f"{', '.join(methods)} on {args.dataset}: first {args.n} test images per shift; bounds at "
+    print(f"{', '.join(methods)} on {args.dataset} (task {t.kind}): first {args.n} test images "
+          f"per shift; bounds at "
           f"alpha {args.alpha:g} calibrated on {args.calibration_n} validation images")
     print(table, end="")
     if args.json:
@@ -178,17 +176,17 @@ def run(args) -> int:
     if args.plot:
         studies.plot_generalisation(report, args.plot)
     if args.report:
-        import torch
-
         from ..demo import software_versions
 
         settings = {"methods": ", ".join(methods), "shifts": ", ".join(shifts),
                     "test images per shift": args.n, "alpha": args.alpha,
-                    "calibration images (ellipses validation)": args.calibration_n,
+                    f"calibration images ({args.dataset} validation)": args.calibration_n,
+                    "task": t.spec(),
                     "torch threads": torch.get_num_threads()}
         meta = {"title": "tomolearn generalisation study",
                 "description": ("Quality, conformal error bounds and data-consistency shift "
-                                "detection of each method in distribution (ellipses test split) "
+                                f"detection of each method in distribution ({args.dataset} test "
+                                f"split, task {t.kind}) "
                                 "and under each shift. The bounds are guaranteed in distribution "
                                 "only; the other rows show whether they survive the shift."),
                 "settings": settings, "versions": software_versions(),

@@ -6,7 +6,14 @@ import argparse
 import os
 import platform
 
+import numpy
+import scipy
+import torch
+
 from .. import __version__
+from ..ct import RayTransform
+from ..modalities.ct.speed import OPERATOR_CASES
+from ..registry import method, methods, shifts, task, tasks
 from .options import EXAMPLES, add_output_flags, check_out_file, write_json
 
 
@@ -22,14 +29,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    """Print versions, devices, threads and backends (and write them as JSON with ``--json``)."""
-    import numpy
-    import scipy
-    import torch
-
-    from ..benchmarks import OPERATOR_CASES
-    from ..ct import RayTransform
-
+    """Print versions, devices, threads, the registered tasks and methods, and the operator
+    backends (and write them as JSON with ``--json``)."""
     if args.json:
         check_out_file(args.json, "--json", args.overwrite, args.parents)
     devices = ["cpu"] + [f"cuda:{i} ({torch.cuda.get_device_name(i)})"
@@ -55,12 +56,18 @@ def run(args) -> int:
         "scipy": scipy.__version__, "astra_toolbox": astra_version, "devices": devices,
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "operator_backends": backends,
+        "tasks": {k: {"spec": task(k).spec(), "units": task(k).units, "methods": methods(k),
+                      "shifts": shifts(k)} for k in tasks()},
+        "methods": {m: {"kind": method(m).kind, "description": method(m).description,
+                        "weights": method(m).weights} for m in methods()},
     }
     print(f"tomolearn {info['tomolearn']}  (Python {info['python']}, {info['platform']})")
     print(f"torch {info['torch']}, numpy {info['numpy']}, scipy {info['scipy']}, "
           f"astra-toolbox {astra_version or 'not installed (test-only peer)'}")
     print(f"devices: {', '.join(devices)}")
     print(f"threads: torch {info['torch_threads']} of {info['cpu_count']} CPUs")
+    for k, t in info["tasks"].items():
+        print(f"task {k}: methods {', '.join(t['methods'])}; shifts {', '.join(t['shifts'])}")
     print("ray-transform backends (backend='auto'):")
     for name, b in backends.items():
         print(f"  {name:<9} {b['geometry']}: {b['backend']} "

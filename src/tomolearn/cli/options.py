@@ -16,7 +16,10 @@ import textwrap
 from pathlib import Path
 from typing import Optional
 
+import yaml
+
 from ..files import atomic_write_bytes
+from ..registry import task
 from ..report import check_report_dir
 
 EXAMPLES = {
@@ -143,3 +146,37 @@ def one_line(e: BaseException) -> str:
     text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return "; ".join(lines) or type(e).__name__
+
+
+def add_task_options(p: argparse.ArgumentParser, default: str = "ct") -> None:
+    """``--task NAME`` (a registered task kind) and ``--task-set KEY=VALUE`` (repeatable: a
+    task field by dotted name, the value as YAML), shared by the verbs that simulate data."""
+    p.add_argument("--task", default=default, metavar="NAME",
+                   help=f"the inverse problem, a registered task (default {default}; "
+                        "`tomolearn info` lists them)")
+    p.add_argument("--task-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one field of the task, e.g. n_angles=60 or noise.level=0.05 "
+                        "(repeatable)")
+
+
+def task_from_args(args, shorthands: Optional[dict] = None):
+    """The task ``--task`` names with the ``--task-set`` changes, and the shorthand flags
+    ``shorthands`` (``{"angles": "n_angles"}``: ``--angles 20`` sets ``n_angles``) that were
+    given (not None).  Errors name the flag."""
+    changes = {}
+    for item in args.task_set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--task-set {item!r}: expected KEY=VALUE, e.g. n_angles=60")
+        try:
+            changes[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise UsageError(f"--task-set {item!r}: the value is not valid YAML ({e})") from None
+    for flag, field in (shorthands or {}).items():
+        value = getattr(args, flag)
+        if value is not None:
+            changes[field] = value
+    try:
+        return task(args.task).updated(changes)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--task {args.task}: {e}") from None

@@ -12,7 +12,16 @@ import io
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from .. import metrics
+from ..data.io import derived_dicom_bytes, png_bytes
+from ..modalities.ct.reconstruct_input import (InputOptionError, derivation_description,
+                                               read_reconstruction_input)
 from ..files import atomic_write_bytes
+from ..registry import build_method, method, methods
+from ..weights import available
 from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, check_out_file, wrap)
 
 RECONSTRUCT_NOTES = """\
@@ -49,7 +58,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, metavar="FILE",
                    help="sinogram (.npy/.npz/.h5) or image (.png, .npy, DICOM) file")
     p.add_argument("--method", required=True, metavar="NAME",
-                   help="fbp, tv, or a learned method (fbpconvnet, lgd, lpd) with installed weights")
+                   help="a registered method of the ct task: " + ", ".join(methods("ct"))
+                        + " (learned ones need their installed weights)")
     p.add_argument("--out", required=True, metavar="FILE.npy",
                    help="output image; a .png (and a .dcm for DICOM input) with the same stem beside it")
     p.add_argument("--image-size", type=int, default=None, metavar="N",
@@ -82,8 +92,6 @@ def _read_input(args):
     Option mismatches and a missing or directory ``--input`` become :class:`UsageError`
     naming the flags; other read errors (ValueError naming the file) pass through.
     """
-    from ..data.io import InputOptionError, read_reconstruction_input
-
     try:
         return read_reconstruction_input(Path(args.input), kind=args.kind, index=args.index,
                                          image_size=args.image_size, angles=args.angles,
@@ -96,18 +104,12 @@ def _read_input(args):
 
 def run(args) -> int:
     """Reconstruct one sinogram, or data simulated from one image, with any method."""
-    import numpy as np
-    import torch
-
-    from .. import metrics
-    from ..benchmarks import LEARNED, METHODS, reconstruct
-    from ..data.io import derivation_description, derived_dicom_bytes, png_bytes
-    from ..weights import available
-
-    if args.method not in METHODS:
-        raise UsageError(f"unknown method {args.method!r}; available: {', '.join(METHODS)}")
-    if args.method in LEARNED and LEARNED[args.method] not in available():
-        raise UsageError(f"method {args.method!r} needs the weights {LEARNED[args.method]!r}, "
+    known = methods("ct")
+    if args.method not in known:
+        raise UsageError(f"unknown method {args.method!r}; available: {', '.join(known)}")
+    weights = method(args.method).weights
+    if weights is not None and weights not in available():
+        raise UsageError(f"method {args.method!r} needs the weights {weights!r}, "
                          f"which are not installed (installed: {', '.join(available()) or 'none'})")
     if args.image_size is not None and not 8 <= args.image_size <= 4096:
         raise UsageError(f"--image-size must be in [8, 4096], got {args.image_size}")
@@ -131,13 +133,14 @@ def run(args) -> int:
     y = inp.y
     with torch.no_grad():
         try:
-            reconstruct(args.method, op, torch.zeros_like(y))  # set-up (matrix, weights), untimed
+            recon = build_method(args.method, inp.spec, op=op)
+            recon(torch.zeros_like(y))  # set-up (matrix, weights), untimed
         except ValueError as e:
             raise UsageError(f"method {args.method!r} cannot reconstruct this data "
                              f"({y.shape[2]} angles x {y.shape[3]} detectors, "
                              f"{inp.spec.image_size}x{inp.spec.image_size} image): {e}") from None
         t0 = time.perf_counter()
-        rec = reconstruct(args.method, op, y).float()
+        rec = recon(y).float()
         seconds = time.perf_counter() - t0
     quality = ""
     if inp.gt is not None:

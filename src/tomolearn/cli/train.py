@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..train import distributed_teardown, trainer_from_config
 from .options import EXAMPLES, add_output_flags, check_parent
 
 
@@ -29,8 +30,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Train (or resume) the run of ``args.config``; rank 0 prints the summary."""
-    from ..train import distributed_teardown, trainer_from_config
-
     if args.out is not None:  # a run directory named in the configuration is created as named
         check_parent(Path(args.out), "--out", args.parents)
     try:

@@ -20,13 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .. import noise as noise_models
+from ..registry import Task, task
 from .families import FAMILIES
-from ..registry import Task, register_shift, task
-from .simulation import SPLIT_IDS, NoiseSpec, SimulationSpec, sample_rngs
 
-__all__ = ["SPLIT_SIZES", "SHIFTS", "SimulatedDataset", "ellipses_benchmark", "shifted_spec",
-           "SpecMismatchError"]
+__all__ = ["SPLIT_SIZES", "SPLIT_IDS", "SimulatedDataset", "ellipses_benchmark", "sample_rngs",
+           "SpecMismatchError", "spec_differences"]
 
 #: Sizes of DIVal's ellipses splits.
 SPLIT_SIZES = {"train": 32000, "validation": 3200, "test": 3200}
@@ -36,38 +34,24 @@ class SpecMismatchError(ValueError):
     """A dataset or file was made with another spec than the one asked for."""
 
 
-def _limited_angle(spec: SimulationSpec) -> SimulationSpec:
-    return spec.replace(angle_start=0.0, angle_stop=2 * math.pi / 3)
+#: Split ids mixed into every sample's seed.
+SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 
 
-def _low_dose(spec: SimulationSpec) -> SimulationSpec:
-    # LoDoPaB-CT's dose (4096 photons per detector pixel, mu_max of 3071 HU) on LoDoPaB's
-    # field of view (0.26 m) mapped onto this image grid, line integrals in pixel units.
-    mu_max_per_pixel = noise_models.MU_MAX * 0.26 / spec.image_size
-    return spec.replace(noise=NoiseSpec(kind="poisson", photons=4096.0, mu_max=mu_max_per_pixel))
+def sample_rngs(seed: int, split: str, index: int) -> Tuple[np.random.Generator, torch.Generator]:
+    """Independent generators of sample ``index`` of ``split``: numpy (image) and torch (noise).
 
-
-#: Measurement shifts: name -> function of a spec returning the shifted spec.
-SHIFTS = {
-    "angles-20": lambda s: s.replace(n_angles=20),
-    "angles-60": lambda s: s.replace(n_angles=60),
-    "limited-angle": _limited_angle,  # 120 degrees instead of 180, same number of angles
-    "noise-1%": lambda s: s.replace(noise=NoiseSpec(kind="gaussian", level=0.01)),
-    "noise-5%": lambda s: s.replace(noise=NoiseSpec(kind="gaussian", level=0.05)),
-    "noise-10%": lambda s: s.replace(noise=NoiseSpec(kind="gaussian", level=0.10)),
-    "low-dose": _low_dose,
-}
-
-
-for _name, _shift in SHIFTS.items():
-    register_shift("ct", _name, _shift)
-
-
-def shifted_spec(spec: SimulationSpec, shift: str) -> SimulationSpec:
-    """The spec under measurement shift ``shift`` (a key of :data:`SHIFTS`)."""
-    if shift not in SHIFTS:
-        raise ValueError(f"unknown measurement shift {shift!r}; expected one of {sorted(SHIFTS)}")
-    return SHIFTS[shift](spec)
+    Pure function of its arguments; streams of different (seed, split,
+    index) are independent (``numpy.random.SeedSequence`` spawning).
+    """
+    if split not in SPLIT_IDS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_IDS)}, got {split!r}")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise IndexError(f"sample index must be a non-negative int, got {index!r}")
+    seq = np.random.SeedSequence((int(seed), SPLIT_IDS[split], int(index)))
+    image_seq, noise_seq = seq.spawn(2)
+    noise_seed = int(noise_seq.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+    return np.random.default_rng(image_seq), torch.Generator().manual_seed(noise_seed)
 
 
 class SimulatedDataset(Dataset):
@@ -88,7 +72,7 @@ class SimulatedDataset(Dataset):
     """
 
     def __init__(self, family: str = "ellipses", split: str = "train",
-                 spec: Optional[SimulationSpec] = None, size: Optional[int] = None,
+                 spec: Optional[Task] = None, size: Optional[int] = None,
                  dtype: torch.dtype = torch.float32):
         if family not in FAMILIES:
             raise ValueError(f"unknown image family {family!r}; expected one of {sorted(FAMILIES)}")
@@ -185,4 +169,4 @@ def ellipses_benchmark(split: str, **kwargs) -> SimulatedDataset:
     Keyword arguments go to :class:`SimulatedDataset` (e.g. ``size=`` for a
     prefix of the split, ``dtype=``).
     """
-    return SimulatedDataset("ellipses", split, SimulationSpec(), **kwargs)
+    return SimulatedDataset("ellipses", split, task("ct"), **kwargs)

@@ -10,13 +10,16 @@ generalisation study refer to them by that name.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
+import pydicom
 import torch
 import torch.nn.functional as F
 
 from .. import phantoms
+from .io import read_dicom, slice_to_unit_range
 
 __all__ = ["FAMILIES", "register_family"]
 
@@ -462,12 +465,6 @@ def lesions(rng: np.random.Generator, size: int) -> torch.Tensor:
 
 def _pydicom_ct_slice() -> torch.Tensor:
     """The real CT slice that pydicom ships (``CT_small.dcm``, 128 x 128, 0.66 mm pixels), in [0, 1]."""
-    from pathlib import Path
-
-    import pydicom
-
-    from .io import read_dicom, slice_to_unit_range
-
     path = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
     if not path.exists():
         raise FileNotFoundError(f"pydicom's bundled CT slice is missing ({path})")
@@ -487,7 +484,7 @@ def ct_slice(rng: np.random.Generator, size: int) -> torch.Tensor:
     and resamples it to ``size`` x ``size``.  Variation is limited to these
     motions: one slice is all a package ships; real series can be read with
     :func:`tomolearn.data.io.read_dicom` and simulated with
-    :func:`tomolearn.data.io.real_measurement_pair`.
+    :func:`tomolearn.ct.real_measurement_pair`.
     """
     angle = rng.uniform(0.0, 2 * np.pi)
     flip = rng.uniform() < 0.5

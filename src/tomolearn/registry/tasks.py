@@ -130,6 +130,34 @@ class Task(abc.ABC):
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
+    def updated(self, changes: Dict[str, object]) -> "Task":
+        """A copy with fields changed by dotted name (``{"n_angles": 60, "noise.level": 0.05}``:
+        nested dataclass fields too).  Unknown names raise ``ValueError`` listing the fields."""
+        fields = {}
+        for key, value in changes.items():
+            head, _, rest = key.partition(".")
+            names = [f.name for f in dataclasses.fields(self)]
+            if head not in names:
+                raise ValueError(f"task {self.kind!r} has no field {key!r}; its fields: "
+                                 f"{', '.join(names)}")
+            fields.setdefault(head, {})[rest] = value
+        new = {}
+        for head, sub in fields.items():
+            if "" in sub:
+                new[head] = sub[""]
+                continue
+            inner = getattr(self, head)
+            if not dataclasses.is_dataclass(inner):
+                raise ValueError(f"task field {head!r} has no sub-fields "
+                                 f"({', '.join(head + '.' + k for k in sub)} given)")
+            known = [f.name for f in dataclasses.fields(inner)]
+            unknown = [k for k in sub if k.partition(".")[0] not in known]
+            if unknown:
+                raise ValueError(f"task field {head!r} has no field {unknown[0]!r}; its fields: "
+                                 f"{', '.join(known)}")
+            new[head] = dataclasses.replace(inner, **sub)
+        return dataclasses.replace(self, **new)
+
 
 _TASKS: Dict[str, type] = {}
 _SHIFTS: Dict[str, Dict[str, Callable[[Task], Task]]] = {}

@@ -4,9 +4,9 @@ Real CT slices enter tomolearn through this package: read a file or a series
 (:func:`read_dicom`, :func:`read_nifti`, :func:`read_array`, or
 :func:`read_image` to dispatch on the file type), bring the slice to the
 reconstruction grid (:func:`resample`), map it to ``[0, 1]`` the way
-LoDoPaB-CT does (:func:`slice_to_unit_range`) and simulate measurements
-without the inverse crime (:func:`real_measurement_pair`).
-:func:`read_reconstruction_input` reads what ``tomolearn reconstruct`` takes
+LoDoPaB-CT does (:func:`slice_to_unit_range`); simulating CT measurements of
+them (``real_measurement_pair``) and the inputs of ``tomolearn reconstruct``
+are the CT modality's (:mod:`tomolearn.modalities.ct`).
 (a sinogram, or an image to simulate data from); :func:`png_bytes` and
 :func:`derived_dicom_bytes` write its results.
 
@@ -58,28 +58,20 @@ References
 from .arrays import read_array
 from .dicom import DicomVolume, read_dicom, read_dicom_series
 from .dicom_pixels import MissingDecoderError
-from .dicom_write import check_dicom_writable, derivation_description, derived_dicom_bytes
+from .dicom_write import check_dicom_writable, derived_dicom_bytes
 from .dispatch import looks_like_dicom, read_image
 from .images import png_bytes, read_grey_png
-from .measurements import real_measurement_pair
 from .nifti import NiftiVolume, read_nifti, read_nifti_volume
 from .paths import PathLike
-from .reconstruct_input import (InputOptionError, ReconstructionInput, default_detectors,
-                                read_image_input, read_reconstruction_input, read_sinogram_input,
-                                reconstruction_input_kind)
 from .resample import resample, slice_to_unit_range
 from .units import hu_to_mu, mu_to_hu
 
 __all__ = [
     "DicomVolume",
-    "InputOptionError",
     "MissingDecoderError",
     "NiftiVolume",
     "PathLike",
-    "ReconstructionInput",
     "check_dicom_writable",
-    "default_detectors",
-    "derivation_description",
     "derived_dicom_bytes",
     "hu_to_mu",
     "looks_like_dicom",
@@ -90,13 +82,8 @@ __all__ = [
     "read_dicom_series",
     "read_grey_png",
     "read_image",
-    "read_image_input",
     "read_nifti",
     "read_nifti_volume",
-    "read_reconstruction_input",
-    "read_sinogram_input",
-    "real_measurement_pair",
-    "reconstruction_input_kind",
     "resample",
     "slice_to_unit_range",
 ]

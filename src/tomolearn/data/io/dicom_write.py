@@ -12,11 +12,9 @@ from typing import Mapping
 
 import numpy as np
 
-from ... import __version__
-from ..simulation import SimulationSpec
 from .units import mu_to_hu
 
-__all__ = ["check_dicom_writable", "derivation_description", "derived_dicom_bytes"]
+__all__ = ["check_dicom_writable", "derived_dicom_bytes"]
 
 
 def check_dicom_writable(ds, path: Path) -> None:
@@ -39,19 +37,6 @@ def check_dicom_writable(ds, path: Path) -> None:
                          "DICOM with its pixel format")
     if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32):
         raise ValueError(f"{path}: BitsAllocated {ds.get('BitsAllocated')} is not 8, 16 or 32")
-
-
-def derivation_description(method: str, spec: SimulationSpec) -> str:
-    """DerivationDescription of a reconstruction from data simulated with `spec`.
-
-    Names tomolearn and its version, `method`, the ``spec.image_size`` square
-    grid, the number of parallel-beam angles, the relative Gaussian noise level
-    (in %) and the noise seed; at most 1024 characters (the DICOM limit of ST).
-    """
-    n = spec.image_size
-    return (f"tomolearn {__version__}: {method} reconstruction on a {n}x{n} grid from "
-            f"simulated {spec.n_angles}-angle parallel-beam data "
-            f"({100 * spec.noise.level:g} % Gaussian noise, seed {spec.seed})")[:1024]
 
 
 def derived_dicom_bytes(dataset, image, grid: Mapping, description: str) -> bytes:

@@ -33,9 +33,18 @@ References
        Imaging", IEEE Press, 1988, chapter 3.
 """
 
-from . import examples, methods  # noqa: F401  (register the battery's operators, CT's methods)
+# importing registers the battery's operators, the "ct" task, its shifts and CT's methods
+from . import examples, methods, shifts  # noqa: F401
 from .fbp import FBP_DEFAULTS, FILTERS, fbp, ramp_filter  # noqa: F401
 from .geometry import FanBeam2D, ParallelBeam2D  # noqa: F401
+from .lodopab import (LoDoPaBDataset, LoDoPaBFileError, lodopab_geometry,  # noqa: F401
+                      lodopab_operator)
+from .measurements import real_measurement_pair  # noqa: F401
 from .ray_transform import SPARSE_MAX_NNZ, RayTransform  # noqa: F401
+from .shifts import SHIFTS, shifted_spec  # noqa: F401
+from .task import NoiseSpec, SimulationSpec, simulate  # noqa: F401
 
-__all__ = ["ParallelBeam2D", "FanBeam2D", "RayTransform", "fbp", "ramp_filter", "FILTERS"]
+__all__ = ["ParallelBeam2D", "FanBeam2D", "RayTransform", "fbp", "ramp_filter", "FILTERS",
+           "FBP_DEFAULTS", "SimulationSpec", "NoiseSpec", "simulate", "SHIFTS", "shifted_spec",
+           "LoDoPaBDataset", "LoDoPaBFileError", "lodopab_geometry", "lodopab_operator",
+           "real_measurement_pair"]

@@ -1,4 +1,4 @@
-"""Simulated measurement pairs: specs, per-index seeding, no-inverse-crime projection.
+"""The sparse-view CT task (``"ct"``): spec, noise model, no-inverse-crime simulation.
 
 A :class:`SimulationSpec` is everything that determines a simulated dataset:
 the image grid, the CT geometry, the oversampled grid used to simulate the
@@ -30,15 +30,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import noise as noise_models
-from ..modalities.ct.geometry import ParallelBeam2D
-from ..modalities.ct.ray_transform import RayTransform
-from ..registry import Task, register_task
+from ... import noise as noise_models
+from ...registry import Task, register_task
+from .geometry import ParallelBeam2D
+from .ray_transform import RayTransform
 
-__all__ = ["NoiseSpec", "SimulationSpec", "SPLIT_IDS", "sample_rngs", "simulate"]
-
-#: Split names and the integers mixed into their seeds.
-SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
+__all__ = ["NoiseSpec", "SimulationSpec", "simulate"]
 
 _NOISE_KINDS = ("none", "gaussian", "poisson")
 
@@ -211,22 +208,6 @@ class SimulationSpec(Task):
 def _operator(spec_json: str, size: int) -> RayTransform:
     spec = SimulationSpec.from_dict(json.loads(spec_json))
     return RayTransform(spec.geometry(), (size, size), pixel_size=spec.image_size / size)
-
-
-def sample_rngs(seed: int, split: str, index: int) -> Tuple[np.random.Generator, torch.Generator]:
-    """Independent generators of sample ``index`` of ``split``: numpy (image) and torch (noise).
-
-    Pure function of its arguments; streams of different (seed, split,
-    index) are independent (``numpy.random.SeedSequence`` spawning).
-    """
-    if split not in SPLIT_IDS:
-        raise ValueError(f"split must be one of {sorted(SPLIT_IDS)}, got {split!r}")
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-        raise IndexError(f"sample index must be a non-negative int, got {index!r}")
-    seq = np.random.SeedSequence((int(seed), SPLIT_IDS[split], int(index)))
-    image_seq, noise_seq = seq.spawn(2)
-    noise_seed = int(noise_seq.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-    return np.random.default_rng(image_seq), torch.Generator().manual_seed(noise_seed)
 
 
 def simulate(images: torch.Tensor, spec: SimulationSpec, generator=None) -> torch.Tensor:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..simulation import SimulationSpec, simulate
-from .resample import resample
+from ...data.io import resample
+from .task import SimulationSpec, simulate
 
 __all__ = ["real_measurement_pair"]
 

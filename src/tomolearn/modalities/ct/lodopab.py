@@ -81,7 +81,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..ct import ParallelBeam2D, RayTransform
+from .geometry import ParallelBeam2D
+from .ray_transform import RayTransform
 
 __all__ = [
     "PARTS",

@@ -27,16 +27,15 @@ import h5py
 import numpy as np
 import torch
 
+from ... import __version__
+from ...data.io import (check_dicom_writable, looks_like_dicom, read_dicom_series, read_grey_png,
+                        resample)
 from ...noise import MU_MAX
-from ..simulation import NoiseSpec, SimulationSpec, simulate
-from .dicom import read_dicom_series
-from .dicom_write import check_dicom_writable
-from .dispatch import looks_like_dicom
-from .images import read_grey_png
-from .resample import resample
+from .task import NoiseSpec, SimulationSpec, simulate
 
 __all__ = ["InputOptionError", "ReconstructionInput", "default_detectors", "read_image_input",
-           "read_reconstruction_input", "read_sinogram_input", "reconstruction_input_kind"]
+           "read_reconstruction_input", "read_sinogram_input", "reconstruction_input_kind",
+           "derivation_description"]
 
 _SINOGRAM_KEYS = ("sinogram", "measurement")
 _IMAGE_SUFFIXES = (".png",)
@@ -447,3 +446,16 @@ def read_reconstruction_input(path: Path, *, kind: str = "auto", index: int = 0,
     if reconstruction_input_kind(path, kind) == "sinogram":
         return read_sinogram_input(path, **options)
     return read_image_input(path, **options)
+
+
+def derivation_description(method: str, spec: SimulationSpec) -> str:
+    """DerivationDescription of a reconstruction from data simulated with `spec`.
+
+    Names tomolearn and its version, `method`, the ``spec.image_size`` square
+    grid, the number of parallel-beam angles, the relative Gaussian noise level
+    (in %) and the noise seed; at most 1024 characters (the DICOM limit of ST).
+    """
+    n = spec.image_size
+    return (f"tomolearn {__version__}: {method} reconstruction on a {n}x{n} grid from "
+            f"simulated {spec.n_angles}-angle parallel-beam data "
+            f"({100 * spec.noise.level:g} % Gaussian noise, seed {spec.seed})")[:1024]
