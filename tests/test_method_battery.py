@@ -79,6 +79,17 @@ def test_wrong_data_shape_is_a_clear_error(case):
         recon(y[..., :-1])
 
 
+def test_iterative_solvers_decrease_their_objective(case):
+    name, t, recon = case
+    if not hasattr(recon, "solve"):
+        pytest.skip(f"{name} is not an iterative solver")
+    y, _ = _data(t, n=2)
+    objective = recon.solve(y).objective.sum(dim=(1, 2))  # (iterations,)
+    assert objective[-1] < objective[0]
+    # and it ends at (or within 1e-3 of) the lowest value it reached
+    assert objective[-1] <= objective.min() * (1 + 1e-3)
+
+
 def test_unsupported_task_and_unknown_method_are_named():
     from dataclasses import dataclass
 

@@ -121,3 +121,18 @@ def test_bad_input_is_rejected_with_shape_in_message(op):
         op([0.0])
     with pytest.raises(ValueError, match=r"expects shape"):
         op.adjoint(torch.zeros((1, 1) + op.domain_shape + (2,), dtype=torch.float64))
+
+
+def test_an_operator_that_requires_complex_input_refuses_real_data():
+    from tomolearn.operators import MatrixOperator
+
+    class ComplexOnly(MatrixOperator):
+        requires_complex = True
+
+    m = torch.randn(3, 4, dtype=torch.complex128)
+    op = ComplexOnly(m)
+    with pytest.raises(TypeError, match=r"expects complex input .* got torch.float64"):
+        op(torch.zeros(1, 1, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="adjoint expects complex input"):
+        op.adjoint(torch.zeros(1, 1, 3, dtype=torch.float32))
+    assert op(torch.ones(1, 1, 4, dtype=torch.complex128)).shape == (1, 1, 3)

@@ -59,6 +59,9 @@ class Operator(nn.Module):
 
     #: Whether complex inputs are accepted.
     supports_complex: bool = True
+    #: Whether only complex inputs make sense (e.g. MRI's Fourier sampling: real input is
+    #: almost always a forgotten ``torch.complex``); real input is then refused.
+    requires_complex: bool = False
 
     def __init__(self, domain_shape, range_shape):
         super().__init__()
@@ -81,6 +84,10 @@ class Operator(nn.Module):
             )
         if x.is_complex() and not self.supports_complex:
             raise TypeError(f"{name}.{what} does not support complex input ({x.dtype})")
+        if not x.is_complex() and self.requires_complex:
+            raise TypeError(f"{name}.{what} expects complex input (complex64 or complex128), got "
+                            f"{x.dtype}; convert real images with torch.complex(x, "
+                            f"torch.zeros_like(x))")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the operator to ``x`` of shape ``(B, C, *domain_shape)``."""

@@ -12,8 +12,10 @@ those that support a task.
 A builder is ``build(task, op, device, **params) -> recon`` where
 ``recon(y) -> x_hat`` maps a batch ``(B, C, *data_shape)`` to ``(B, C, *image_shape)``.
 It may also carry ``recon.uncertainty(y) -> (x_hat, scale)`` when the method
-has its own per-pixel uncertainty (a deep ensemble), and ``recon.card`` (the
-model card) when it runs trained weights.
+has its own per-pixel uncertainty (a deep ensemble), ``recon.card`` (the
+model card) when it runs trained weights, and ``recon.solve(y)`` (a
+:class:`tomolearn.solvers.Result` with the objective per iteration) when it is
+an iterative solver; the method battery checks that objective decreases.
 
 Example::
 

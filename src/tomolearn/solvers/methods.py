@@ -9,9 +9,15 @@ __all__ = []
 
 
 def _build_tv(task, op, device, lam=1.0, n_iter=150, inner_iter=10):
-    """``recon(y)``: TV-regularised least squares by FISTA (:func:`tv_fista`)."""
+    """``recon(y)``: TV-regularised least squares by FISTA (:func:`tv_fista`); ``recon.solve(y)``
+    gives the whole :class:`~tomolearn.solvers.Result` (objective per iteration)."""
+    def solve(y):
+        return tv_fista(op, y, lam, n_iter=n_iter, inner_iter=inner_iter)
+
     def recon(y):
-        return tv_fista(op, y, lam, n_iter=n_iter, inner_iter=inner_iter).x
+        return solve(y).x
+
+    recon.solve = solve
     return recon
 
 
