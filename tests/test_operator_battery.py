@@ -123,6 +123,14 @@ def test_bad_input_is_rejected_with_shape_in_message(op):
         op.adjoint(torch.zeros((1, 1) + op.domain_shape + (2,), dtype=torch.float64))
 
 
+def test_an_empty_batch_gives_an_empty_result(op):
+    for b, c in ((0, 1), (2, 0)):
+        x = torch.zeros((b, c) + op.domain_shape, dtype=torch.float64)
+        y = op(x)
+        assert y.shape == (b, c) + op.range_shape
+        assert op.adjoint(y).shape == x.shape
+
+
 def test_an_operator_that_requires_complex_input_refuses_real_data():
     from tomolearn.operators import MatrixOperator
 

@@ -217,3 +217,23 @@ def test_parents_creates_the_folders(tmp_path):
                "--parents", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert len(tl.data.open_hdf5(target)) == 2
+
+
+# -- one-line errors, not tracebacks -------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["benchmark", "operators", "--device", "bogus"], "--device 'bogus' is not a torch device"),
+    (["benchmark", "operators", "--device", "cuda:7"], "no such CUDA device here"),
+    (["benchmark", "operators", "--repeats", "0"], "--repeats must be at least 1"),
+    (["benchmark", "ct", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["benchmark", "ct", "--task-set", "n_angels=3"], "task 'ct' has no field 'n_angels'"),
+    (["benchmark", "nowhere"], "unknown benchmark 'nowhere'"),
+])
+def test_bad_options_are_one_line_errors(args, message):
+    proc = cli(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_version():
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"tomolearn {tl.__version__}"

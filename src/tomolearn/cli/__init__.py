@@ -17,8 +17,9 @@ import argparse
 import shlex
 import sys
 
-from . import benchmark, data, demo, evaluate, info, reconstruct, train
+from .. import __version__
 from ..train import TrainingDivergedError
+from . import benchmark, data, demo, evaluate, info, reconstruct, train
 from .options import Parser, UsageError, one_line
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "  tomolearn VERB --help"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"tomolearn {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
     for verb in VERBS:

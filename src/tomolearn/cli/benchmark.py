@@ -13,8 +13,8 @@ from ..modalities.ct.speed import OPERATOR_CASES, benchmark_operators, format_op
 from ..registry import method, methods, tasks
 from ..studies import (SPEED_ARCHITECTURES, benchmark, format_quality_table, format_speed_table,
                        learned_speed, tv_time_to_converge)
-from .options import (EXAMPLES, UsageError, add_output_flags, add_task_options, check_out_file,
-                      csv_list, task_from_args, write_json)
+from .options import (EXAMPLES, UsageError, add_output_flags, add_task_options, check_device,
+                      check_out_file, csv_list, task_from_args, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -60,6 +60,7 @@ def run(args) -> int:
         check_out_file(args.json, "--json", args.overwrite, args.parents)
     if args.repeats < 1:
         raise UsageError(f"--repeats must be at least 1, got {args.repeats}")
+    check_device(args.device)
     if args.what == "operators":
         return _operators(args)
     if args.what == "learned":
@@ -90,8 +91,6 @@ def _operators(args) -> int:
                          f"{','.join(OPERATOR_CASES)}")
     if any(b < 1 for b in args.batches):
         raise UsageError(f"--batches must be positive, got {args.batches}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {args.device}: CUDA is not available here")
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     rows = benchmark_operators(args.geometries, batches=tuple(args.batches), repeats=args.repeats,
                                device=args.device, dtype=dtype, backend=args.backend,

@@ -108,6 +108,8 @@ class _Apply(torch.autograd.Function):
     def forward(ctx, x, op, adjoint):
         ctx.op = op
         ctx.adjoint = adjoint
+        if x.numel() == 0:  # an empty batch maps to an empty batch (kernels need not see it)
+            return x.new_zeros(tuple(x.shape[:2]) + (op.domain_shape if adjoint else op.range_shape))
         with torch.autocast(x.device.type, enabled=False):  # operators run in the input's precision
             return op._adjoint(x) if adjoint else op._forward(x)
 
