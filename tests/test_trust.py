@@ -237,3 +237,26 @@ def test_bad_options_are_one_line_errors(args, message):
 def test_version():
     proc = cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"tomolearn {tl.__version__}"
+
+
+# -- speed beside other jobs ---------------------------------------------------------------------
+def test_passive_openmp_waiting_unless_the_user_chose():
+    code = "import os, tomolearn; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in ENV.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert out.stdout.strip() == "ACTIVE"
+
+
+def test_contention_benchmark_reports_both_slowdowns(tmp_path):
+    pytest.importorskip("astra")
+    proc = cli("benchmark", "contention", "--competitors", "1", "--repeats", "3",
+               "--json", tmp_path / "c.json")
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads((tmp_path / "c.json").read_text())["results"][0]
+    for key in ("forward_ms_alone", "forward_ms_contended", "astra_ms_alone", "astra_ms_contended"):
+        assert row[key] > 0
+    assert row["slowdown_ratio"] == pytest.approx(row["slowdown"] / row["astra_slowdown"])
+    assert row["competitors"] == 1 and "target <= 2" in proc.stdout

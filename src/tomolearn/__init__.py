@@ -10,6 +10,18 @@ learned methods; training, bounds (``uq``), benchmarks and studies; the CLI.
 
 __version__ = "0.1.0"
 
+import os as _os  # noqa: E402
+import sys as _sys  # noqa: E402
+
+# OpenMP threads that spin while waiting for work make tomolearn's kernels (sparse products,
+# convolutions) lose badly beside other CPU-bound processes: 15x slower with three competing
+# torch processes on 2 cores, against 3x for ASTRA; passive waiting keeps it at ASTRA's
+# slowdown (docs/reliability.md, `tomolearn benchmark contention`).  The OpenMP runtime reads
+# the variable when torch loads it, so it only takes effect if torch is not imported yet;
+# set OMP_WAIT_POLICY=ACTIVE to keep spinning.
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # importing registers: modalities their tasks, operators and methods, solvers the classical
 # methods, weights the shipped learned ones (in that order: classical methods list first)
 from . import data, modalities, operators, solvers  # noqa: E402,F401

@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 from ..data import FAMILIES, SPLIT_SIZES
+from ..modalities.ct.contention import benchmark_contention, format_contention_table
 from ..modalities.ct.speed import OPERATOR_CASES, benchmark_operators, format_operator_table
 from ..registry import method, methods, tasks
 from ..studies import (SPEED_ARCHITECTURES, benchmark, format_quality_table, format_speed_table,
@@ -22,8 +23,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("benchmark", help="speed and quality benchmarks against peers",
                               epilog="examples:\n  " + EXAMPLES["benchmark"],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", metavar="operators|learned|TASK|FAMILY",
-                   help="operators: projector speed against ASTRA; learned: inference and "
+    p.add_argument("what", metavar="operators|contention|learned|TASK|FAMILY",
+                   help="operators: projector speed against ASTRA; contention: how the projector "
+                        "and ASTRA slow down beside --competitors other torch processes; learned: "
+                        "inference and "
                         "training speed of the learned networks; a task (" + ", ".join(tasks())
                         + ") or an image family (e.g. ellipses): reconstruction quality of "
                         "--methods on its test split, beside published numbers where there are "
@@ -45,6 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="operators: comma-separated batch sizes (default 1,16); learned: one "
                         "inference batch size (default 16)")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median is reported)")
+    p.add_argument("--competitors", type=int, default=3,
+                   help="contention: competing 2-thread torch processes (default 3)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--backend", choices=["auto", "sparse", "matrix_free"], default="auto")
@@ -65,6 +70,8 @@ def run(args) -> int:
         return _operators(args)
     if args.what == "learned":
         return _learned(args)
+    if args.what == "contention":
+        return _contention(args)
     if args.what in tasks():
         if args.task not in ("ct", args.what):
             raise UsageError(f"benchmark {args.what} names the task; --task {args.task} "
@@ -98,6 +105,16 @@ def _operators(args) -> int:
     print(format_operator_table(rows))
     if args.json:
         write_json(args.json, {"results": rows})
+    return 0
+
+
+def _contention(args) -> int:
+    if args.competitors < 1:
+        raise UsageError(f"--competitors must be at least 1, got {args.competitors}")
+    row = benchmark_contention(args.competitors, repeats=max(args.repeats, 3), progress=_progress)
+    print(format_contention_table(row))
+    if args.json:
+        write_json(args.json, {"results": [row]})
     return 0
 
 

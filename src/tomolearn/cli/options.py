@@ -51,7 +51,8 @@ EXAMPLES = {
                   "--json operators.json\n"
                   "  tomolearn benchmark ellipses --methods fbp,tv --n 100 --json ellipses.json\n"
                   "  tomolearn benchmark ct --task-set n_angles=60 --methods fbp,tv --n 20\n"
-                  "  tomolearn benchmark learned --batches 16 --json learned.json"),
+                  "  tomolearn benchmark learned --batches 16 --json learned.json\n"
+                  "  tomolearn benchmark contention --competitors 3"),
 }
 
 
