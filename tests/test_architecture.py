@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tomolearn"
 
 #: Layer of each top-level part of the package (higher may import lower or equal, never higher).
 LAYERS = {
-    "files": 0, "metrics": 0, "phantoms": 0, "noise": 0,
+    "files": 0, "metrics": 0, "phantoms": 0, "noise": 0, "resources": 0, "hardware": 0,
     "operators": 1, "registry": 2,
     "data": 3,
     "modalities": 4, "ct": 4,

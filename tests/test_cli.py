@@ -150,7 +150,8 @@ def test_demo_flags_data_unlike_the_calibration(tmp_path):
     run("demo", "--out", out, "--n-images", "2", "--angles", "10", "--methods", "fbp",
         "--families", "ellipses", "--calibration-n", "19", "--quiet")
     (row,) = json.loads((out / "metrics.json").read_text())["results"]
-    assert row["angles"] == 10 and row["flagged"] == 1.0 and row["dival_psnr"] is None
+    assert row["task_spec"]["n_angles"] == 10 and row["task"] == "ct"
+    assert row["flagged"] == 1.0 and row["dival_psnr"] is None
 
 
 def test_demo_without_bounds(tmp_path):

@@ -1,4 +1,4 @@
-"""The HTML report (tomolearn.report) and the demo that writes it (tomolearn.demo)."""
+"""The HTML report (tomolearn.report) and the demo that writes it (tomolearn.studies.demo)."""
 
 import json
 import re
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from tomolearn.demo import run_demo
+import tomolearn as tl
 from tomolearn.report import find_chromium, format_table, render_png, write_report
+from tomolearn.studies.demo import run_demo
 
 torch.set_num_threads(1)
 
@@ -133,10 +134,13 @@ def test_format_table_without_reference_columns():
     assert "DIVal" not in table and "25.00 ± 0.50" in table and "500.0 ms" in table
 
 
+EIGHT_ANGLES = tl.task("ct").updated({"n_angles": 8})
+
+
 def test_run_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    result = run_demo(out, n_images=1, angles=8, methods=("fbp",), families=("ellipses", "rectangles"),
-                      seed=3, progress=False)
+    result = run_demo(out, n_images=1, task=EIGHT_ANGLES, methods=("fbp",),
+                      families=("ellipses", "rectangles"), seed=3, progress=False)
     rows = result["results"]
     assert [(r["method"], r["dataset"]) for r in rows] == [("fbp", "ellipses/test"),
                                                            ("fbp", "rectangles/test")]
@@ -151,12 +155,13 @@ def test_run_demo_end_to_end(tmp_path):
     page = (out / "index.html").read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == 2 and "run_demo" in page
     with pytest.raises(FileExistsError):
-        run_demo(out, n_images=1, angles=8, methods=("fbp",), families=("ellipses",), progress=False)
+        run_demo(out, n_images=1, task=EIGHT_ANGLES, methods=("fbp",), families=("ellipses",),
+                 progress=False)
 
 
 def test_run_demo_rejects_unknown_method_before_work(tmp_path):
     with pytest.raises(ValueError, match="unknown method 'nope'"):
-        run_demo(tmp_path / "x", n_images=1, angles=8, methods=("fbp", "nope"),
+        run_demo(tmp_path / "x", n_images=1, task=EIGHT_ANGLES, methods=("fbp", "nope"),
                  families=("ellipses",), progress=False)
     with pytest.raises(ValueError, match="unknown image family"):
         run_demo(tmp_path / "x", methods=("fbp",), families=("cats",), progress=False)

@@ -50,7 +50,7 @@ def test_cosine_schedule_warmup_and_decay():
 
 # -- configuration -----------------------------------------------------------------------
 def test_config_defaults_and_unknown_keys(tmp_path):
-    cfg = T.load_config({})
+    cfg = T.load_config({"model": {"name": "lpd"}, "data": {}})
     assert cfg["train"]["batch_size"] == 16 and cfg["model"]["name"] == "lpd"
     with pytest.raises(T.ConfigError, match=r"train\.bach_size"):
         T.load_config({"train": {"bach_size": 4}})

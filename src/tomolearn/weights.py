@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -31,6 +32,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from . import __version__
+from . import hardware
 from .files import atomic_write_bytes
 from .learned import DeepEnsemble, FBPConvNet, LearnedGradientDescent, LearnedPrimalDual, UNet
 from .registry import methods, register_method, task
@@ -357,10 +359,19 @@ def _build_shipped(name: str):
     def build(task, op, device, amp=False):
         """``recon(y)``: the shipped weights bound to ``op`` (autocast with ``amp``)."""
         model = learned_model(name, op, device)
+        warned = []
 
         def run(fn, y):
-            with torch.no_grad(), torch.autocast(y.device.type, enabled=bool(amp),
-                                                 dtype=torch.bfloat16 if y.device.type == "cpu"
+            on_cpu = y.device.type == "cpu"
+            use = bool(amp) and not (on_cpu and not hardware.cpu_has_native_bf16())
+            if bool(amp) and not use and not warned:  # emulated bfloat16: ~10x slower
+                warned.append(True)
+                warnings.warn(f"{name}: amp asked for bfloat16 autocast, but this CPU has no "
+                              f"native bfloat16 (no avx512_bf16 or amx_bf16), where it is about "
+                              f"10 times slower; running in float32", RuntimeWarning,
+                              stacklevel=3)
+            with torch.no_grad(), torch.autocast(y.device.type, enabled=use,
+                                                 dtype=torch.bfloat16 if on_cpu
                                                  else torch.float16):
                 return fn(y)
 

@@ -14,8 +14,9 @@ from ..modalities.ct.speed import OPERATOR_CASES, benchmark_operators, format_op
 from ..registry import method, methods, tasks
 from ..studies import (SPEED_ARCHITECTURES, benchmark, format_quality_table, format_speed_table,
                        learned_speed, tv_time_to_converge)
-from .options import (EXAMPLES, UsageError, add_output_flags, add_task_options, check_device,
-                      check_out_file, csv_list, task_from_args, write_json)
+from .options import (EXAMPLES, UsageError, add_force_flag, add_output_flags, add_task_options,
+                      check_device, check_memory, check_out_file, csv_list, task_from_args,
+                      write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -55,6 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["auto", "sparse", "matrix_free"], default="auto")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     add_output_flags(p, "replace an existing --json file")
+    add_force_flag(p)
     p.set_defaults(func=run)
     return p
 
@@ -136,6 +138,8 @@ def _learned(args) -> int:
 
 def _quality(args) -> int:
     t = task_from_args(args)
+    check_memory(f"task {t.kind} at batch {args.batch_size}", t, max(1, args.batch_size),
+                 args.force)  # before anything builds the task's operator
     supported = methods(t)
     names = args.methods or [m for m in supported if method(m).kind == "classical"]
     unknown = [m for m in names if m not in methods()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -27,7 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("family", metavar="NAME",
                    help="image family: ellipses (DIVal's benchmark), shepp-logan, rectangles, ...")
     g.add_argument("--split", choices=["train", "validation", "test"], default="train")
-    g.add_argument("--out", required=True, metavar="FILE.h5")
+    g.add_argument("--out", required=True, metavar="FILE.h5",
+                   help="the HDF5 file to write (.h5 or .hdf5)")
     g.add_argument("--n", type=int, default=None,
                    help="number of samples (default: the split's size, 32000/3200/3200)")
     add_task_options(g)
@@ -43,6 +45,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Generate a simulated dataset into an HDF5 file (resumable)."""
+    suffix = Path(args.out).suffix
+    if suffix.lower() not in (".h5", ".hdf5"):
+        raise UsageError(f"--out {args.out}: data generate writes an HDF5 file; expected a .h5 or "
+                         f".hdf5 file name, got {suffix or 'no suffix'!r}")
     if args.family not in FAMILIES:
         raise UsageError(f"unknown dataset {args.family!r}; expected one of {', '.join(sorted(FAMILIES))}")
     t = task_from_args(args)

@@ -1,4 +1,5 @@
-"""``tomolearn demo``: simulate sparse-view CT, reconstruct, bound the errors, write a report."""
+"""``tomolearn demo``: simulate a task's measurements (default sparse-view CT), reconstruct,
+bound the errors, write a report (:func:`tomolearn.studies.demo.run_demo`)."""
 
 from __future__ import annotations
 
@@ -6,33 +7,42 @@ import argparse
 import math
 from pathlib import Path
 
-from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, check_out_dir,
-                      check_out_file, csv_list, note_unflaggable, wrap, write_json)
+from ..studies.demo import DEFAULT_FAMILIES, default_methods, run_demo
+from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, add_task_options,
+                      check_out_dir, check_out_file, csv_list, note_unflaggable, task_from_args,
+                      wrap, write_json)
+
+#: The shorthand flags of ``--task-set`` fields.
+SHORTHANDS = {"angles": "n_angles", "noise": "noise.level"}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``demo`` verb to ``subparsers`` (the top parser's subparsers action)."""
     p = subparsers.add_parser(
-        "demo", help="simulate sparse-view CT, reconstruct, bound the errors, "
+        "demo", help="simulate a task (default sparse-view CT), reconstruct, bound the errors, "
                      "write an HTML report (minutes, CPU)",
         description=wrap(
-            "Simulate sparse-view CT of held-out test images of several image "
-            "families, reconstruct them with each method, attach calibrated "
-            "error bounds and shift flags, and write a self-contained HTML "
-            "report (index.html) with its metrics.json."),
+            "Simulate measurements of held-out test images of several image "
+            "families under a task (default: sparse-view CT), reconstruct them "
+            "with each method, attach calibrated error bounds and shift flags, "
+            "and write a self-contained HTML report (index.html) with its "
+            "metrics.json."),
         epilog="examples:\n  " + EXAMPLES["demo"],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="report", metavar="DIR",
                    help="report folder (default ./report); must be missing or empty unless --overwrite")
     p.add_argument("--n-images", type=int, default=4, help="test images per family (default 4)")
-    p.add_argument("--angles", type=int, default=30, help="projection angles (default 30)")
-    p.add_argument("--noise", type=float, default=0.025,
-                   help="relative Gaussian noise level (default 0.025, DIVal's)")
+    add_task_options(p)
+    p.add_argument("--angles", type=int, default=None,
+                   help="projection angles, short for --task-set n_angles=N (default: the task's, "
+                        "30 for ct)")
+    p.add_argument("--noise", type=float, default=None,
+                   help="relative Gaussian noise level, short for --task-set noise.level=X "
+                        "(default: the task's, 0.025 for ct, DIVal's)")
     p.add_argument("--methods", type=csv_list, default=None, metavar="LIST",
-                   help="comma-separated methods (default: fbp,tv and every learned method whose "
-                        "weights are installed)")
-    p.add_argument("--families", type=csv_list, default=["ellipses", "shepp-logan", "ct-slice",
-                                                         "rectangles", "lesions"], metavar="LIST",
+                   help="comma-separated methods (default: the classical methods of the task and "
+                        "every learned one whose weights are installed)")
+    p.add_argument("--families", type=csv_list, default=list(DEFAULT_FAMILIES), metavar="LIST",
                    help="comma-separated image families (default ellipses,shepp-logan,ct-slice,"
                         "rectangles,lesions)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test images and noise (default 0)")
@@ -51,14 +61,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    """Simulate sparse-view CT of several image families, reconstruct, bound the errors, report."""
-    from ..demo import default_methods, run_demo
-
+    """Simulate a task's measurements of several image families, reconstruct, bound the errors,
+    report."""
     if args.n_images < 1:
         raise UsageError(f"--n-images must be at least 1, got {args.n_images}")
-    if not 0 <= args.noise < 1:
+    if args.noise is not None and not 0 <= args.noise < 1:
         raise UsageError(f"--noise must be a relative level in [0, 1), got {args.noise}")
-    if args.angles < 1:
+    if args.angles is not None and args.angles < 1:
         raise UsageError(f"--angles must be at least 1, got {args.angles}")
     if args.seed < 0:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
@@ -71,14 +80,14 @@ def run(args) -> int:
         raise UsageError(f"--calibration-n {args.calibration_n} is too small for --alpha "
                          f"{args.alpha:g}: finite bounds need at least "
                          f"{math.ceil(1 / args.alpha - 1 - 1e-9)} calibration images")
+    t = task_from_args(args, SHORTHANDS)
     out = check_out_dir(args.out, "--out", args.overwrite, args.parents)
     if args.json:
         check_out_file(args.json, "--json", args.overwrite, args.parents)
-    methods = args.methods if args.methods is not None else default_methods()
+    methods = args.methods if args.methods is not None else default_methods(t)
     if not args.no_bounds:
         note_unflaggable("demo", args.calibration_n, args.alpha)
-    result = run_demo(out, n_images=args.n_images, angles=args.angles, noise=args.noise,
-                      methods=methods, families=args.families, seed=args.seed,
+    result = run_demo(out, task=t, n_images=args.n_images, methods=methods, families=args.families, seed=args.seed,
                       device=args.device, overwrite=args.overwrite, progress=not args.quiet,
                       command=args.command_line, bounds=not args.no_bounds, alpha=args.alpha,
                       calibration_n=args.calibration_n)
@@ -86,8 +95,9 @@ def run(args) -> int:
     if not args.no_bounds:
         print()
         print(f"error bounds (alpha {args.alpha:g}, calibrated on {args.calibration_n} ellipses "
-              "validation images, standard spec; pixel cov. = mean fraction of pixels inside "
-              "their intervals; map r = correlation of the uncertainty map with the error):")
+              f"validation images, the {t.kind} task's default setting; pixel cov. = mean "
+              "fraction of pixels inside their intervals; map r = correlation of the uncertainty "
+              "map with the error):")
         print(result["bounds_table"])
         flagged = [(c["name"], m) for c in result["cases"] for m, b in (c.get("bounds") or {}).items()
                    if isinstance(b, dict) and b.get("flagged")]

@@ -16,11 +16,11 @@ from .. import studies
 from ..data import FAMILIES, SPLIT_SIZES
 from ..files import atomic_write_bytes
 from ..registry import method, methods as registered_methods
-from ..report import write_report
+from ..report import software_versions, write_report
 from ..weights import available
-from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, add_task_options,
-                      check_out_dir, check_out_file, csv_list, note_unflaggable, task_from_args,
-                      wrap, write_json)
+from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
+                      add_task_options, check_memory, check_out_dir, check_out_file, csv_list,
+                      note_unflaggable, task_from_args, wrap, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -60,6 +60,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="write an HTML report of the study (tables and chart) to DIR/index.html")
     add_output_flags(p, "replace existing --json/--markdown/--plot files and the report in a "
                         "non-empty --report directory")
+    add_force_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_debug(p)
     p.set_defaults(func=run)
@@ -110,6 +111,8 @@ def _factory(name: str, t):
 def run(args) -> int:
     """Quality, distribution-free bounds and shift detection in and out of distribution."""
     t = task_from_args(args)
+    check_memory(f"task {t.kind} at batch {args.batch_size}", t, max(1, args.batch_size),
+                 args.force)  # before anything builds the task's operator
     methods = _evaluate_methods(args, t)
     if args.dataset not in FAMILIES:
         raise UsageError(f"unknown dataset {args.dataset!r}; expected an image family: "
@@ -176,8 +179,6 @@ def run(args) -> int:
     if args.plot:
         studies.plot_generalisation(report, args.plot)
     if args.report:
-        from ..demo import software_versions
-
         settings = {"methods": ", ".join(methods), "shifts": ", ".join(shifts),
                     "test images per shift": args.n, "alpha": args.alpha,
                     f"calibration images ({args.dataset} validation)": args.calibration_n,

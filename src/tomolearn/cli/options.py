@@ -21,6 +21,8 @@ import yaml
 
 from ..files import atomic_write_bytes
 from ..registry import task
+from ..resources import (ResourceError, available_memory_bytes, check_fits,
+                         free_disk_bytes)
 from ..report import check_report_dir
 
 EXAMPLES = {
@@ -202,3 +204,27 @@ def check_device(value: str, flag: str = "--device") -> str:
         raise UsageError(f"{flag} {value}: expected cpu or cuda[:N]; available here: "
                          f"{', '.join(available)}")
     return value
+
+
+def add_force_flag(p: argparse.ArgumentParser) -> None:
+    """``--force``: run even when the pre-flight estimate says the job will not fit."""
+    p.add_argument("--force", action="store_true",
+                   help="run even if the estimated memory or disk exceeds what is available")
+
+
+def check_memory(what: str, t, batch: int, force: bool) -> None:
+    """Refuse (one line) a job whose task needs more memory for ``batch`` images than is
+    available (:meth:`tomolearn.registry.Task.estimated_bytes`), unless ``--force``."""
+    try:
+        check_fits(what, t.estimated_bytes(batch), available_memory_bytes(), "memory", force)
+    except ResourceError as e:
+        raise UsageError(str(e)) from None
+
+
+def check_disk(what: str, need: float, path, force: bool) -> None:
+    """Refuse (one line) writing about ``need`` bytes to ``path``'s file system when it has
+    less free, unless ``--force``."""
+    try:
+        check_fits(what, need, free_disk_bytes(path), f"disk at {Path(path).parent}", force)
+    except ResourceError as e:
+        raise UsageError(str(e)) from None

@@ -21,11 +21,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="override one configuration value (YAML), e.g. --set train.seed=1; repeatable")
     p.add_argument("--resume", action="store_true", help="continue the run in the run directory")
     add_output_flags(p)
-    p.add_argument("--max-steps", type=int, default=None,
+    p.add_argument("--max-steps", type=_at_least_one, default=None, metavar="N",
                    help="stop after this many steps (the schedule keeps its length; resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
+
+
+def _at_least_one(text: str) -> int:
+    """``--max-steps``: an integer >= 1, refused by argparse before anything is read or made."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {n}")
+    return n
 
 
 def run(args) -> int:

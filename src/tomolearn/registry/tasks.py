@@ -32,6 +32,7 @@ import abc
 import dataclasses
 import hashlib
 import json
+import math
 from typing import Callable, Dict, List, Tuple, Union
 
 import torch
@@ -100,6 +101,13 @@ class Task(abc.ABC):
     def data_shape(self) -> Tuple[int, ...]:
         """Shape of one channel of one measurement."""
         return tuple(self.operator().range_shape)
+
+    def estimated_bytes(self, batch: int = 1) -> int:
+        """Rough memory (bytes) to build the task's operators and to simulate and reconstruct
+        ``batch`` images: here eight float64 copies of the images and data of a batch;
+        modalities that store their operators add them.  Used to refuse, before any work,
+        jobs that cannot fit (:mod:`tomolearn.resources`)."""
+        return 64 * batch * (math.prod(self.image_shape) + math.prod(self.data_shape))
 
     # -- spec ------------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -37,6 +37,8 @@ Modules
     :func:`write_report`: all of the above, written atomically.
 ``chromium``
     :func:`render_png` and :func:`find_chromium`: headless screenshots.
+``versions``
+    :func:`software_versions`: what a report records of the software.
 """
 
 from .chromium import find_chromium, render_png
@@ -44,7 +46,8 @@ from .directory import check_report_dir  # noqa: F401
 from .figures import render_case_figure
 from .tables import format_table
 from .values import REQUIRED_ROW_KEYS
+from .versions import software_versions
 from .writer import write_report
 
 __all__ = ["write_report", "render_case_figure", "format_table", "render_png", "find_chromium",
-           "REQUIRED_ROW_KEYS"]
+           "REQUIRED_ROW_KEYS", "software_versions"]

@@ -1,5 +1,13 @@
 """Speed of the learned networks: inference per image (float32 / bfloat16, NCHW /
-channels-last), the operator's share of a forward pass, and training throughput."""
+channels-last), the operator's share of a forward pass, and training throughput.
+
+On a CPU without native bfloat16 (:func:`tomolearn.hardware.cpu_has_native_bf16`) the
+bfloat16 columns are null with a note, not timed: emulated bfloat16 is about ten times
+slower than float32 (it would dominate the benchmark's run time), and tomolearn never
+takes that path there (training and the shipped methods' ``amp`` fall back to float32),
+so the number would describe nothing a user runs.  Training throughput is then timed in
+float32, as training runs on such a CPU (``train_dtype`` says which).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +16,9 @@ from typing import Callable, List, Optional
 
 import torch
 
-from ..modalities.ct.speed import median_seconds
+from .. import hardware
 from ..data import ellipses_benchmark
+from ..modalities.ct.speed import median_seconds
 from ..weights import build_model
 
 __all__ = ["SPEED_ARCHITECTURES", "learned_speed", "format_speed_table"]
@@ -31,18 +40,30 @@ def learned_speed(methods=tuple(SPEED_ARCHITECTURES), batch: int = 16, repeats: 
     ``train_batch``, bfloat16 autocast, as the shipped runs trained).
     Untrained weights of the shipped architectures are used (speed does not
     depend on the values).  Medians of ``repeats``.
+
+    On a CPU without native bfloat16 the ``bf16_*`` values are None,
+    ``note`` says why, and training is timed in float32 (``train_dtype``).
     """
     say = progress or (lambda msg: None)
     dataset = ellipses_benchmark("test", size=max(batch, train_batch))
     op = dataset.operator()
     y, x = dataset.batch(range(max(batch, train_batch)))
+    bf16 = hardware.cpu_has_native_bf16()
+    note = None if bf16 else ("bf16 not timed: this CPU has no native bfloat16 (no avx512_bf16 "
+                              "or amx_bf16), where bfloat16 autocast is emulated and about 10x "
+                              "slower than float32; tomolearn uses float32 here")
     rows = []
     for method in methods:
         model = build_model(method, op, **SPEED_ARCHITECTURES[method]).eval()
         row = {"method": method, "batch": batch, "n_parameters": model.n_parameters,
-               "torch_threads": torch.get_num_threads()}
+               "torch_threads": torch.get_num_threads(), "bf16_native": bf16,
+               "train_dtype": "bfloat16" if bf16 else "float32", "note": note}
         for amp in (False, True):
             for fmt in ("nchw", "channels_last"):
+                key = f"{'bf16' if amp else 'fp32'}_{fmt}_ms"
+                if amp and not bf16:
+                    row[key] = None
+                    continue
                 model = model.to(memory_format=torch.channels_last if fmt == "channels_last"
                                  else torch.contiguous_format)
 
@@ -51,7 +72,6 @@ def learned_speed(methods=tuple(SPEED_ARCHITECTURES), batch: int = 16, repeats: 
                         model(y[:batch])
 
                 run()
-                key = f"{'bf16' if amp else 'fp32'}_{fmt}_ms"
                 row[key] = median_seconds(run, repeats) * 1e3 / batch
                 say(f"{method} {key}: {row[key]:.1f} ms/image")
         # operator share of a float32 forward pass
@@ -82,7 +102,7 @@ def learned_speed(methods=tuple(SPEED_ARCHITECTURES), batch: int = 16, repeats: 
 
         def step():
             opt.zero_grad()
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = model(y[:train_batch])
             torch.mean((out.float() - x[:train_batch]) ** 2).backward()
             opt.step()
@@ -94,6 +114,10 @@ def learned_speed(methods=tuple(SPEED_ARCHITECTURES), batch: int = 16, repeats: 
     return rows
 
 
+def _ms(value) -> str:
+    return f"{'-':>9}" if value is None else f"{value:>9.1f}"
+
+
 def format_speed_table(rows: List[dict]) -> str:
     """Plain-text table of :func:`learned_speed` rows (milliseconds per image, samples/s)."""
     head = (f"{'network':<12}{'params':>8}{'batch':>7}{'fp32 ms':>9}{'fp32 CL':>9}{'bf16 ms':>9}"
@@ -101,10 +125,15 @@ def format_speed_table(rows: List[dict]) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['method']:<12}{r['n_parameters'] / 1e3:>7.0f}k{r['batch']:>7}"
-                     f"{r['fp32_nchw_ms']:>9.1f}{r['fp32_channels_last_ms']:>9.1f}"
-                     f"{r['bf16_nchw_ms']:>9.1f}{r['bf16_channels_last_ms']:>9.1f}"
+                     f"{_ms(r['fp32_nchw_ms'])}{_ms(r['fp32_channels_last_ms'])}"
+                     f"{_ms(r['bf16_nchw_ms'])}{_ms(r['bf16_channels_last_ms'])}"
                      f"{100 * r['operator_share']:>9.0f}%{r['train_samples_per_s']:>9.1f}")
+    train_dtype = "bf16" if not rows or rows[0].get("train_dtype", "bfloat16") == "bfloat16" \
+        else "fp32"
     lines.append("ms: inference milliseconds per image (median); CL: channels-last weights; operator: "
                  "share of a float32 forward pass spent in the ray transform; train/s: training "
-                 f"samples per second (batch 8, bf16); torch threads {rows[0]['torch_threads'] if rows else '-'}")
+                 f"samples per second (batch 8, {train_dtype}); torch threads "
+                 f"{rows[0]['torch_threads'] if rows else '-'}")
+    notes = sorted({r["note"] for r in rows if r.get("note")})
+    lines += notes
     return "\n".join(lines)

@@ -53,14 +53,14 @@ Modules
 ``logs``
     ``train.csv``, ``validation.csv`` and TensorBoard event files.
 ``config``
-    Training configurations: schema, validation, ``--set`` overrides.
+    Training configurations: schema, value rules, validation, ``--set`` overrides.
 ``from_config``
     :func:`trainer_from_config`: datasets, model and Trainer of a configuration.
 """
 
 from .checkpoint import (CHECKPOINT, CHECKPOINT_FORMAT, CheckpointError,  # noqa: F401
                          _read_checkpoint, _rng_state, _set_rng_state)
-from .config import CONFIG_SCHEMA, ConfigError, load_config  # noqa: F401
+from .config import CONFIG_RULES, CONFIG_SCHEMA, ConfigError, load_config  # noqa: F401
 from .distributed import distributed_setup, distributed_teardown
 from .from_config import trainer_from_config  # noqa: F401
 from .optim import _EMA, _amp_dtype, cosine_schedule  # noqa: F401

@@ -8,10 +8,13 @@ device) and :class:`_EMA` (exponential moving average of the weights).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional
 
 import torch
 from torch import nn
+
+from .. import hardware
 
 
 def cosine_schedule(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -27,24 +30,38 @@ def cosine_schedule(step: int, total: int, warmup: int, min_ratio: float) -> flo
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def _amp_dtype(amp, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for ``amp`` in {False, True, "auto", "bf16", "fp16"} (None: off)."""
+#: The accepted values of ``amp`` (besides True and False).
+AMP_VALUES = ("auto", "bf16", "bfloat16", "fp16", "float16", "off")
+
+
+def _amp_dtype(amp, device: torch.device, warn: bool = True) -> Optional[torch.dtype]:
+    """The autocast dtype for ``amp`` in {False, True, "auto", "bf16", "fp16"} (None: off).
+
+    On a CPU without native bfloat16 (:func:`tomolearn.hardware.cpu_has_native_bf16`)
+    ``True``/``"auto"``/``"bf16"`` mean float32: emulated bfloat16 is about ten times
+    slower.  With ``warn`` the fall-back says so with one :class:`RuntimeWarning`.
+    """
     if amp in (False, None, "off"):
         return None
-    if amp in ("bf16", "bfloat16"):
-        return torch.bfloat16
     if amp in ("fp16", "float16"):
         if device.type != "cuda":
             raise ValueError("amp='fp16' needs a CUDA device; use 'bf16' on the CPU")
         return torch.float16
-    if amp in (True, "auto"):
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and torch.backends.mkldnn.is_available() \
-                and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if amp not in (True, "auto", "bf16", "bfloat16"):
+        raise ValueError(f"amp must be one of False, True, 'auto', 'bf16', 'fp16'; got {amp!r}")
+    if device.type == "cuda":
+        if amp in ("bf16", "bfloat16"):
             return torch.bfloat16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type != "cpu":  # e.g. mps: bfloat16 only when asked for
+        return torch.bfloat16 if amp in ("bf16", "bfloat16") else None
+    if not hardware.cpu_has_native_bf16():
+        if warn:
+            warnings.warn(f"amp={amp!r}: this CPU has no native bfloat16 (no avx512_bf16 or "
+                          f"amx_bf16), where bfloat16 autocast is about 10 times slower than "
+                          f"float32; training in float32", RuntimeWarning, stacklevel=3)
         return None
-    raise ValueError(f"amp must be one of False, True, 'auto', 'bf16', 'fp16'; got {amp!r}")
+    return torch.bfloat16
 
 
 class _EMA:

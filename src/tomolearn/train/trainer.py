@@ -28,6 +28,7 @@ from ..metrics import psnr, ssim
 from ..weights import save_weights
 from .checkpoint import (CHECKPOINT, CHECKPOINT_FORMAT, CheckpointError, _read_checkpoint,
                          _rng_state, _set_rng_state)
+from .config import check_train_values
 from .distributed import _ResumableSampler, distributed_setup
 from .logs import _Logs
 from .optim import _EMA, _amp_dtype, cosine_schedule
@@ -108,14 +109,13 @@ class Trainer:
                  seed: int = 0, num_workers: int = 0, device="cpu", progress: bool = True,
                  tensorboard: bool = True, channels_last: bool = True,
                  card: Optional[dict] = None):
-        if steps < 1 or batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
-        if optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {optimizer!r}")
-        if loss not in ("mse", "l1"):
-            raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
+        check_train_values(  # ConfigError (a ValueError) naming the argument
+            {"steps": steps, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+             "weight_decay": weight_decay, "betas": betas, "warmup_steps": warmup_steps,
+             "lr_min_ratio": lr_min_ratio, "grad_clip": grad_clip, "ema_decay": ema_decay,
+             "amp": amp, "loss": loss, "val_every": val_every, "val_batch_size": val_batch_size,
+             "patience": patience, "checkpoint_every": checkpoint_every, "log_every": log_every,
+             "num_workers": num_workers}, prefix="")
         self.rank, self.world, dist_device = distributed_setup()
         self.device = dist_device if dist_device is not None else torch.device(device)
         if batch_size % self.world:
@@ -130,7 +130,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.steps, self.batch_size = int(steps), int(batch_size)
         self.loss_name = loss
-        self.amp_dtype = _amp_dtype(amp, self.device)
+        self.amp_dtype = _amp_dtype(amp, self.device, warn=self.rank == 0)
         self.grad_clip = grad_clip
         self.val_every, self.val_batch_size = int(val_every), int(val_batch_size)
         self.val_size = None if val_data is None else min(len(val_data), val_size or len(val_data))
@@ -337,6 +337,8 @@ class Trainer:
         LockedError
             Another process is training in the same run directory.
         """
+        if max_steps is not None and (isinstance(max_steps, bool) or max_steps < 1):
+            raise ValueError(f"max_steps must be an integer >= 1 or None, got {max_steps!r}")
         if self.rank != 0:
             return self._fit(resume, max_steps, callback)
         self.out_dir.mkdir(parents=True, exist_ok=True)

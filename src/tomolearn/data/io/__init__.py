@@ -1,23 +1,23 @@
-"""Reading real images: DICOM, NIfTI and NumPy files, resampling, simulated pairs.
+"""Reading real images: DICOM, NIfTI, TIFF and NumPy files, resampling; writing derived files.
 
 Real CT slices enter tomolearn through this package: read a file or a series
-(:func:`read_dicom`, :func:`read_nifti`, :func:`read_array`, or
-:func:`read_image` to dispatch on the file type), bring the slice to the
+(:func:`read_dicom`, :func:`read_nifti`, :func:`read_tiff`, :func:`read_array`,
+or :func:`read_image` to dispatch on the file type), bring the slice to the
 reconstruction grid (:func:`resample`), map it to ``[0, 1]`` the way
 LoDoPaB-CT does (:func:`slice_to_unit_range`); simulating CT measurements of
 them (``real_measurement_pair``) and the inputs of ``tomolearn reconstruct``
-are the CT modality's (:mod:`tomolearn.modalities.ct`).
-(a sinogram, or an image to simulate data from); :func:`png_bytes` and
-:func:`derived_dicom_bytes` write its results.
+(a sinogram, or an image to simulate data from) are the CT modality's
+(:mod:`tomolearn.modalities.ct`); :func:`png_bytes`,
+:func:`derived_dicom_bytes` and :func:`derived_nifti_bytes` write its results.
 
 Modules
 -------
 ``units`` HU <-> attenuation; ``dicom_pixels`` one DICOM file's pixels;
 ``dicom`` DICOM files and series; ``dicom_write`` derived DICOM files;
-``nifti`` NIfTI volumes; ``arrays`` NumPy files; ``dispatch`` the reader of a
-file type; ``images`` PNG; ``resample`` grids and value range;
-``measurements`` real slices -> simulated data; ``reconstruct_input`` the
-inputs of ``tomolearn reconstruct``.  Everything public is importable from
+``nifti`` NIfTI volumes; ``nifti_write`` derived NIfTI files; ``tiff`` TIFF
+images and stacks; ``arrays`` NumPy files (never unpickled); ``dispatch`` the
+reader of a file type; ``images`` PNG; ``resample`` grids and value range;
+``paths`` path arguments and file types.  Everything public is importable from
 ``tomolearn.data.io`` itself.
 
 Conventions
@@ -55,15 +55,17 @@ References
 .. [2] DICOM PS3.3, C.7.6.2 (Image Plane Module) and C.11.1 (Modality LUT).
 """
 
-from .arrays import read_array
+from .arrays import load_npy, load_npz, npy_header, npz_keys, read_array
 from .dicom import DicomVolume, read_dicom, read_dicom_series
 from .dicom_pixels import MissingDecoderError
 from .dicom_write import check_dicom_writable, derived_dicom_bytes
 from .dispatch import looks_like_dicom, read_image
 from .images import png_bytes, read_grey_png
 from .nifti import NiftiVolume, read_nifti, read_nifti_volume
-from .paths import PathLike
+from .nifti_write import derived_nifti_affine, derived_nifti_bytes
+from .paths import PathLike, file_type
 from .resample import resample, slice_to_unit_range
+from .tiff import read_tiff
 from .units import hu_to_mu, mu_to_hu
 
 __all__ = [
@@ -73,9 +75,16 @@ __all__ = [
     "PathLike",
     "check_dicom_writable",
     "derived_dicom_bytes",
+    "derived_nifti_affine",
+    "derived_nifti_bytes",
+    "file_type",
     "hu_to_mu",
+    "load_npy",
+    "load_npz",
     "looks_like_dicom",
     "mu_to_hu",
+    "npy_header",
+    "npz_keys",
     "png_bytes",
     "read_array",
     "read_dicom",
@@ -84,6 +93,7 @@ __all__ = [
     "read_image",
     "read_nifti",
     "read_nifti_volume",
+    "read_tiff",
     "resample",
     "slice_to_unit_range",
 ]

@@ -9,7 +9,8 @@ import torch
 from .arrays import read_array
 from .dicom import read_dicom
 from .nifti import read_nifti
-from .paths import PathLike, as_path
+from .paths import PathLike, as_path, file_type
+from .tiff import read_tiff
 
 __all__ = ["looks_like_dicom", "read_image"]
 
@@ -50,6 +51,7 @@ def read_image(path: PathLike, **kwargs) -> torch.Tensor:
     ``.dcm``, ``.dicom``, ``.ima``                :func:`read_dicom`
     ``.nii``, ``.nii.gz``                         :func:`read_nifti`
     ``.npy``, ``.npz``                            :func:`read_array`
+    ``.tif``, ``.tiff``                           :func:`read_tiff`
     other suffix or none, with the DICM preamble  :func:`read_dicom`
     ============================================  ====================================
 
@@ -63,7 +65,7 @@ def read_image(path: PathLike, **kwargs) -> torch.Tensor:
     -------
     torch.Tensor, float32, shape (D, H, W)
         DICOM in linear attenuation (1/m) unless ``units`` says otherwise;
-        NIfTI and NumPy values as stored.
+        NIfTI, NumPy and TIFF values as stored.
 
     Raises
     ------
@@ -82,9 +84,11 @@ def read_image(path: PathLike, **kwargs) -> torch.Tensor:
         return read_nifti(path, **kwargs)
     if name.endswith((".npy", ".npz")):
         return read_array(path, **kwargs)
+    if name.endswith((".tif", ".tiff")):
+        return read_tiff(path, **kwargs)
     if name.endswith((".dcm", ".dicom", ".ima")) or _is_dicom_file(path):
         return read_dicom(path, **kwargs)
     raise ValueError(
-        f"{path}: unknown image file type (suffix {path.suffix or 'none'!r}, no DICOM "
+        f"{path}: unknown image file type ({file_type(path) or 'no suffix'!r}, no DICOM "
         "preamble); expected a DICOM file or series directory, .dcm, .nii, .nii.gz, "
-        ".npy or .npz")
+        ".npy, .npz, .tif or .tiff")

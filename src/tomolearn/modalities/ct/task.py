@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from ... import noise as noise_models
 from ...registry import Task, register_task
 from .geometry import ParallelBeam2D
-from .ray_transform import RayTransform
+from .ray_transform import _CHUNK_BYTES as CHUNK_BYTES
+from .ray_transform import SPARSE_MAX_NNZ, RayTransform
 
 __all__ = ["NoiseSpec", "SimulationSpec", "simulate"]
 
@@ -176,6 +177,31 @@ class SimulationSpec(Task):
             counts = noise.photons * torch.exp(-noise.mu_max * flat)
             return (1.0 / (noise.mu_max ** 2 * counts.clamp_min(0.1))).mean(1).sqrt()
         return torch.zeros(y.shape[0], dtype=torch.float64, device=y.device)
+
+    @property
+    def image_shape(self) -> Tuple[int, int]:
+        """``(image_size, image_size)``, without building the operator."""
+        return (self.image_size, self.image_size)
+
+    @property
+    def data_shape(self) -> Tuple[int, int]:
+        """``(n_angles, n_detectors)``, without building the operator."""
+        return (self.n_angles, self.n_detectors)
+
+    def estimated_bytes(self, batch: int = 1) -> int:
+        """The batch's arrays (:meth:`Task.estimated_bytes`) plus the system matrices of the
+        reconstruction and the simulation grids, estimated as
+        :meth:`RayTransform.estimated_nnz` does (two entries per in-image sample, half the
+        angles stored by the quarter-turn symmetry) with the transpose, 16 bytes an entry; or
+        the matrix-free backend's working chunk where ``backend="auto"`` would choose it."""
+        arrays = super().estimated_bytes(batch) + 64 * batch * self.fine_size ** 2
+        matrices = 0
+        for size in (self.image_size, self.fine_size):
+            pixel = self.image_size / size
+            per_angle = min(0.9 * size * size * pixel / self.spacing, self.n_detectors * size)
+            nnz = self.n_angles * per_angle
+            matrices += 2 * 16 * nnz if nnz <= SPARSE_MAX_NNZ else CHUNK_BYTES
+        return int(arrays + matrices)
 
     def to_json(self) -> str:
         """The fields as canonical JSON (the cache key of the operators)."""

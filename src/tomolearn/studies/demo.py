@@ -1,0 +1,492 @@
+"""The main job: simulate a task's measurements of several image families, reconstruct, report.
+
+:func:`run_demo` simulates held-out (test-split) samples of each image family under one
+registered task (``"ct"`` by default: DIVal's sparse-view setting, or any
+:class:`tomolearn.registry.Task`), reconstructs them with each registered method that
+supports the task (:func:`tomolearn.registry.build_method`), scores them with
+:mod:`tomolearn.metrics`, attaches distribution-free error bounds (:mod:`tomolearn.uq`,
+calibrated on the training family's validation split under the task kind's registered
+default, see :mod:`.demo_bounds`) and writes a self-contained HTML report with
+:func:`tomolearn.report.write_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data import FAMILIES, SPLIT_SIZES, SimulatedDataset
+from ..metrics import psnr, ssim
+from ..registry import Task, build_method, method, methods as registered_methods
+from ..registry import task as as_task
+from ..report import check_report_dir, software_versions, write_report
+from ..uq import split_scale
+from ..weights import available
+from .demo_bounds import (_calibrate_bounds, _calibration_summary, _image_bounds,
+                          _with_uncertainty, format_bounds_table)
+from .quality import references
+
+__all__ = ["run_demo", "default_methods", "format_bounds_table", "DEFAULT_FAMILIES", "NO_BOUNDS"]
+
+#: Methods the demo does not calibrate error bounds for, and why.
+NO_BOUNDS = {"tv": "TV is too slow to calibrate in a demo (about a second per image, and "
+                   "calibration reconstructs every calibration image); `tomolearn evaluate "
+                   "--methods tv` computes its bounds"}
+DEFAULT_FAMILIES = ("ellipses", "shepp-logan", "ct-slice", "rectangles", "lesions")
+
+
+def default_methods(task: Union[str, dict, Task] = "ct") -> list:
+    """The registered methods that support ``task``, in registry order: the classical ones and
+    the learned ones whose weights are installed (:func:`tomolearn.weights.available`)."""
+    installed = set(available())
+    return [m for m in registered_methods(as_task(task))
+            if method(m).kind == "classical" or method(m).weights in installed]
+
+
+# -- small helpers --------------------------------------------------------------------------------
+def _resolve_device(device) -> torch.device:
+    """``device`` as a torch device that exists here; ``ValueError`` naming it otherwise."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r}: MPS is not available here")
+    return dev
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _std(values) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _mean(values) -> Optional[float]:
+    return float(np.mean(values)) if len(values) else None
+
+
+def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value > high):
+        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an int {rng}, got {value!r}")
+    return int(value)
+
+
+def _on(op, dev: torch.device):
+    """``op`` on ``dev`` (operators that carry tensors move; others follow their input)."""
+    return op.to(dev) if hasattr(op, "to") else op
+
+
+def _plain(a: torch.Tensor) -> np.ndarray:
+    """A displayable float32 numpy copy (the magnitude of complex values)."""
+    a = a.detach()
+    return (a.abs() if a.is_complex() else a).float().cpu().numpy()
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    """A nested spec as ``{"noise.level": 0.025, ...}``."""
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _task_summary(t: Task) -> str:
+    """``"ct (n_angles=20, noise.level=0.05; else the registered default)"``: the fields (but the
+    seed) where ``t`` differs from its kind's registered default."""
+    mine, default = _flat(t.to_dict()), _flat(as_task(t.kind).to_dict())
+    changed = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+               for k, v in mine.items() if k != "seed" and default.get(k) != v]
+    return (f"{t.kind} ({', '.join(changed)}; else the registered default)" if changed
+            else f"{t.kind} (the registered default)")
+
+
+# -- the steps of run_demo ------------------------------------------------------------------------
+def _check_inputs(task, n_images, methods, families, seed, bounds, alpha, calibration_n,
+                  batch_size, training_family) -> dict:
+    """Every argument checked and normalised before any work; ``ValueError``/``TypeError``
+    naming the first bad one."""
+    n_images = _check_int("n_images", n_images, 1)
+    seed = _check_int("seed", seed, 0)
+    t = as_task(task).replace(seed=seed)
+    if isinstance(methods, str) or isinstance(families, str):
+        raise TypeError("methods and families must be sequences of names, not one string")
+    methods = default_methods(t) if methods is None else [str(m) for m in methods]
+    families = [str(f) for f in families]
+    if not methods:
+        raise ValueError(f"methods is empty; give at least one of "
+                         f"{', '.join(registered_methods(t)) or 'none'}")
+    if not families:
+        raise ValueError(f"families is empty; give some of {', '.join(sorted(FAMILIES))}")
+    for what, names in (("method", methods), ("family", families)):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{what} {dupes[0]!r} given twice")
+    for m in methods:
+        if not method(m).supports(t):  # method() raises for an unknown name
+            raise ValueError(f"method {m!r} does not support task {t.kind!r}; methods for it: "
+                             f"{', '.join(registered_methods(t)) or 'none'}")
+    unknown = [f for f in families + [str(training_family)] if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown image family {unknown[0]!r}; expected some of "
+                         f"{', '.join(sorted(FAMILIES))}")
+    bounds = bool(bounds)
+    if bounds:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+            raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha!r}")
+        alpha = float(alpha)
+        calibration_n = _check_int("calibration_n", calibration_n, 2, SPLIT_SIZES["validation"])
+        need = math.ceil(1 / alpha - 1 - 1e-9)
+        if calibration_n < need:
+            raise ValueError(f"calibration_n={calibration_n} is too small for alpha={alpha:g}: "
+                             f"finite bounds need at least {need} calibration images")
+        batch_size = _check_int("batch_size", batch_size, 1)
+    return {"task": t, "n_images": n_images, "methods": methods, "families": families,
+            "seed": seed, "bounds": bounds, "alpha": alpha, "calibration_n": calibration_n,
+            "batch_size": batch_size, "training_family": str(training_family),
+            "bound_methods": [m for m in methods if m not in NO_BOUNDS] if bounds else []}
+
+
+def _operators(t: Task, cal: Task, dev: torch.device):
+    """``(op, cal_op)``: the operators of the demo task and of the calibration task, on ``dev``;
+    one object when the tasks differ only in their seed (one set-up, one loaded model)."""
+    cal_op = _on(cal.operator(), dev)
+    return (cal_op if t.replace(seed=cal.seed) == cal else _on(t.operator(), dev)), cal_op
+
+
+def _build_and_warm_up(t: Task, op, methods: Sequence[str], dev: torch.device) -> dict:
+    """``name -> recon`` built on ``op``, each called once on zero data (untimed): a method that
+    cannot run (weights that do not load, data it refuses) fails here, before any work, and
+    one-off costs (system matrices, loading weights) stay out of the timings."""
+    dtype = torch.complex64 if t.image_dtype.is_complex else torch.float32
+    probe = torch.zeros((1, 1) + tuple(op.range_shape), dtype=dtype, device=dev)
+    recons = {}
+    for m in methods:
+        try:
+            recons[m] = build_method(m, t, op=op, device=dev)
+            with torch.no_grad():
+                recons[m](probe)
+        except ValueError as e:
+            raise ValueError(f"method {m!r} cannot reconstruct data of task "
+                             f"{_task_summary(t)}: {e}") from e
+    _sync(dev)
+    return recons
+
+
+def _calibrate(s: dict, cal: Task, cal_op, recons: dict, op, dev, progress: bool) -> dict:
+    """Calibrate the bounds of ``s["bound_methods"]`` on the first ``calibration_n`` samples of
+    the training family's validation split under ``cal`` (methods rebuilt on ``cal_op`` unless
+    it is the demo's operator ``op``)."""
+    names = s["bound_methods"]
+    if not names:
+        return {}
+    cal_recons = ({m: recons[m] for m in names} if cal_op is op else
+                  {m: build_method(m, cal, op=cal_op, device=dev) for m in names})
+    dataset = SimulatedDataset(s["training_family"], "validation", cal, size=s["calibration_n"])
+    with tqdm(total=s["calibration_n"] * len(names), desc="calibrating bounds", unit="recon",
+              disable=not progress, file=sys.stderr, leave=False) as bar:
+        return _calibrate_bounds(cal_recons, dataset, cal_op, cal.noise_std, s["alpha"],
+                                 s["calibration_n"], dev, s["batch_size"], bar.update)
+
+
+def _reconstruct_images(s: dict, op, recons: dict, calibration: dict, noise_std: Callable,
+                        dev: torch.device, progress: bool) -> tuple:
+    """Simulate ``n_images`` test samples per family, reconstruct each with each method (one
+    at a time, timed), score them and bound them.  Returns ``(scores, cases, t_sim,
+    t_bounds)``: ``scores[(family, method)]`` lists of psnr, ssim, seconds, bounds."""
+    t, n, alpha = s["task"], s["n_images"], s["alpha"]
+    scores = {(f, m): {"psnr": [], "ssim": [], "seconds": [], "bounds": []}
+              for f in s["families"] for m in s["methods"]}
+    cases, t_sim, t_bounds = [], 0.0, 0.0
+    bar = tqdm(total=len(s["families"]) * n * len(s["methods"]), desc="demo", unit="recon",
+               disable=not progress, file=sys.stderr)
+    try:
+        for family in s["families"]:
+            t0 = time.perf_counter()
+            y_all, x_all = SimulatedDataset(family, "test", t, size=n).batch(range(n))
+            t_sim += time.perf_counter() - t0
+            for i in range(n):
+                y, x = y_all[i:i + 1].to(dev), x_all[i:i + 1].to(dev)
+                case = {"name": f"{family} #{i}", "dataset": f"{family}/test",
+                        "ground_truth": _plain(x_all[i, 0]), "sinogram": _plain(y_all[i, 0]),
+                        "reconstructions": {}, "metrics": {}}
+                if s["bound_methods"]:
+                    case["maps"], case["bounds"] = {}, {}
+                for m, recon in recons.items():
+                    bar.set_postfix_str(f"{family} #{i} {m}", refresh=False)
+                    fn = _with_uncertainty(recon) if m in calibration else recon
+                    _sync(dev)
+                    t0 = time.perf_counter()
+                    with torch.no_grad():
+                        out = fn(y)
+                    _sync(dev)
+                    seconds = time.perf_counter() - t0
+                    rec = out[0] if isinstance(out, tuple) else out
+                    p, q = float(psnr(rec, x)[0]), float(ssim(rec, x)[0])
+                    entry = scores[(family, m)]
+                    entry["psnr"].append(p)
+                    entry["ssim"].append(q)
+                    entry["seconds"].append(seconds)
+                    case["reconstructions"][m] = _plain(rec[0, 0])
+                    case["metrics"][m] = {"psnr": p, "ssim": q, "seconds": seconds}
+                    if m in calibration:
+                        t0 = time.perf_counter()
+                        _, scale, _ = split_scale(out, op, y)
+                        maps, b = _image_bounds(calibration[m], op, rec, scale, y, x, alpha,
+                                                noise_std)
+                        t_bounds += time.perf_counter() - t0
+                        case["maps"][m], case["bounds"][m] = maps, b
+                        case["metrics"][m]["rmse"] = b["rmse"]
+                        entry["bounds"].append(b)
+                    bar.update(1)
+                cases.append(case)
+    finally:
+        bar.close()
+    return scores, cases, t_sim, t_bounds
+
+
+_BOUND_KEYS = ("alpha", "coverage", "interval_width", "rmse_bound", "bound_coverage", "flagged",
+               "calibration_n", "scale", "uncertainty_error_correlation")
+
+
+def _rows(s: dict, scores: dict, calibration: dict) -> list:
+    """One metrics row per family x method (see :func:`run_demo`)."""
+    t, rows = s["task"], []
+    for family in s["families"]:
+        refs = references(t, family)
+        for m in s["methods"]:
+            e, info = scores[(family, m)], method(m)
+            ref = refs.get(m, (None, None))
+            row = {
+                "method": m, "dataset": f"{family}/test", "n": s["n_images"],
+                "psnr": float(np.mean(e["psnr"])), "psnr_std": _std(e["psnr"]),
+                "ssim": float(np.mean(e["ssim"])), "ssim_std": _std(e["ssim"]),
+                "seconds_per_image": float(np.mean(e["seconds"])),
+                "dival_psnr": ref[0], "dival_ssim": ref[1],
+                "task": t.kind, "family": family, "task_spec": t.spec(),
+                "params": info.params_for(t),
+            }
+            b = e["bounds"]
+            if b:
+                row.update({
+                    "alpha": s["alpha"], "coverage": _mean([v["coverage"] for v in b]),
+                    "interval_width": _mean([v["interval_width"] for v in b]),
+                    "rmse_bound": b[0]["rmse_bound"],
+                    "bound_coverage": _mean([float(v["covered"]) for v in b]),
+                    "flagged": _mean([float(v["flagged"]) for v in b]),
+                    "calibration_n": s["calibration_n"], "scale": calibration[m]["scale"],
+                    "uncertainty_error_correlation": _mean(
+                        [v["uncertainty_error_correlation"] for v in b
+                         if v["uncertainty_error_correlation"] is not None]),
+                })
+            else:
+                row.update({k: None for k in _BOUND_KEYS})
+                row["bounds_note"] = NO_BOUNDS.get(m, "no bounds") if s["bounds"] else "bounds disabled"
+            if info.kind == "learned":
+                row["weights"] = info.weights
+            rows.append(row)
+    return rows
+
+
+def _literal(v) -> str:
+    """Plain data (a spec, names) as a Python literal, strings in double quotes."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))}: {_literal(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(map(_literal, v)) + "]"
+    return json.dumps(v) if isinstance(v, str) else repr(v)
+
+
+def _default_command(out_dir, s: dict, dev: torch.device) -> str:
+    """A shell command that reruns this demo through the library (the CLI passes its own argv)."""
+    lit = _literal
+    call = (f"from tomolearn.studies.demo import run_demo; run_demo({lit(str(out_dir))}, "
+            f"task={lit(s['task'].spec())}, n_images={s['n_images']}, "
+            f"methods={lit(list(s['methods']))}, families={lit(list(s['families']))}, "
+            f"seed={s['seed']}, device={lit(str(dev))}, "
+            f"training_family={lit(s['training_family'])}, "
+            + (f"alpha={s['alpha']!r}, calibration_n={s['calibration_n']}, " if s["bounds"]
+               else "bounds=False, ")
+            + "overwrite=True)")
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(call)}"
+
+
+def _meta(s: dict, cal: Task, calibration: dict, command: str, dev: torch.device,
+          timings: dict) -> dict:
+    """The report's title, description, settings, calibration, versions and timings."""
+    t, methods, families, alpha = s["task"], s["methods"], s["families"], s["alpha"]
+    bound_methods, train = s["bound_methods"], s["training_family"]
+    unbounded = [m for m in methods if s["bounds"] and m in NO_BOUNDS]
+    shifted = t.replace(seed=cal.seed) != cal
+    bounds_meta, bounds_text = None, "off (bounds=False / --no-bounds)"
+    if s["bounds"]:
+        bounds_meta = {
+            "alpha": alpha, "calibration": {
+                "dataset": f"{train}/validation", "n": s["calibration_n"], "task": cal.spec(),
+                "scale": "a method's own (deep ensembles: the members' standard deviation, "
+                         "uq.scale_from_ensemble), else the data residual (uq.scale_from_residual)",
+                "noise_std": f"the {cal.kind} task's noise_std (its noise model, from the data)"},
+            "methods": _calibration_summary(calibration),
+            "not_calibrated": {m: NO_BOUNDS[m] for m in unbounded},
+        }
+        bounds_text = (
+            f"alpha {alpha:g}, calibrated on the first {s['calibration_n']} {train} validation "
+            f"images under task {_task_summary(cal)} for "
+            + (", ".join(bound_methods) or "no method")
+            + "; per image: uncertainty map (interval half-width), interval-width map, RMSE "
+            "bound, conformal p-value of data consistency and a flag when p < alpha"
+            + "".join(f"; none for {m}: {NO_BOUNDS[m]}" for m in unbounded))
+    description = (
+        f"Task {_task_summary(t)} on {s['n_images']} held-out test image(s) from each of "
+        f"{len(families)} image famil{'y' if len(families) == 1 else 'ies'}, reconstructed by "
+        f"{', '.join(methods)}" + (f"; units: {t.units}" if t.units else "") + ". "
+        f"{train.capitalize()} is the distribution the learned methods were trained on; the "
+        "other families test how methods generalise."
+        + ("" if not bound_methods else
+           f" Error bounds (level alpha = {alpha:g}) are calibrated on held-out {train} under "
+           f"task {_task_summary(cal)}; they are guaranteed only for images like those, and the "
+           "shift flag marks images that do not look like them"
+           + (" (every image here is measured differently, so all are out of distribution)"
+              if shifted else "") + ".")
+        + "".join(f" No error bounds for {m}: {NO_BOUNDS[m]}." for m in unbounded))
+    return {
+        "title": f"tomolearn demo: {t.kind}",
+        "description": description,
+        "settings": {"task": t.kind, "families": families, "methods": methods,
+                     "images per family": s["n_images"], "seed": s["seed"], "device": str(dev),
+                     "torch threads": torch.get_num_threads(), "error bounds": bounds_text,
+                     "training family": train, "task spec": t.spec(), "units": t.units},
+        "bounds": bounds_meta,
+        "command": command,
+        "versions": software_versions(),
+        "timings": timings,
+        "timing_note": ("Wall-clock time of each reconstruction call, one image at a time (batch 1) "
+                        f"on {dev}, after one untimed warm-up call per method (operators, "
+                        "weights); simulation, calibration and bounds are excluded. Timings depend "
+                        "on the machine and its load; nothing here is a timed assertion."),
+    }
+
+
+def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
+             methods: Optional[Sequence[str]] = None, families: Sequence[str] = DEFAULT_FAMILIES,
+             seed: int = 0, device="cpu", overwrite: bool = False, progress: bool = True,
+             command: Optional[str] = None, bounds: bool = True, alpha: float = 0.1,
+             calibration_n: int = 100, batch_size: int = 25,
+             training_family: str = "ellipses") -> dict:
+    """Simulate, reconstruct, score and bound a task's measurements of several image families;
+    write a report.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Report folder (``index.html``, ``metrics.json``); must be missing or empty unless
+        ``overwrite`` (checked before any work).
+    task : str, dict or Task
+        A registered task name, a spec dict or a task, e.g.
+        ``tl.task("ct").updated({"n_angles": 20})``; its seed is replaced by ``seed``.
+    n_images : int
+        Test-split samples per family (samples ``0 .. n_images-1``).
+    methods : sequence of str, optional
+        Registered methods that support the task (learned ones load their weights during the
+        untimed warm-up); an unknown or unsupported method, or weights that do not load, raise
+        before any image is reconstructed.  Default :func:`default_methods`.
+    families : sequence of str
+        Keys of :data:`tomolearn.data.FAMILIES`.
+    seed : int
+        Seed of the simulated test datasets (the task's ``seed``): same seed, same images,
+        noise and results.
+    device : str or torch.device
+        Where reconstruction, metrics and bounds run; simulation is always on the CPU.
+    overwrite, progress : bool
+        Replace a non-empty ``out_dir``; tqdm progress bars on stderr.
+    command : str, optional
+        The command line of the report's "reproduce" section; default an equivalent Python
+        one-liner calling ``run_demo``.
+    bounds : bool
+        Attach distribution-free error bounds (:mod:`tomolearn.uq`) to every method except
+        those in :data:`NO_BOUNDS`.  Each method is calibrated on the first ``calibration_n``
+        samples of ``training_family``'s *validation* split under the task kind's registered
+        default (``tomolearn.registry.task(task.kind)``, what the learned methods were trained
+        on), whatever the demo task's settings: per-pixel intervals ``x_hat +- lam * s``, an
+        RMSE bound and data-consistency scores under that task's ``noise_std``.  Each demo
+        image then gets an uncertainty map (half-width ``lam * s``), an interval-width map, its
+        RMSE bound, a conformal p-value and a shift flag (p < alpha).  The guarantees hold only
+        for images like the calibration data; other families or task settings are out of
+        distribution and should be flagged.
+    alpha : float in (0, 1)
+        Miscoverage level of both bounds and false-alarm rate of the flag.
+    calibration_n, batch_size : int
+        Calibration images (at least ``1/alpha - 1``, for finite bounds; at most the
+        validation split), and how many are reconstructed together.
+    training_family : str
+        The image family the learned methods were trained on (the calibration data).
+
+    Returns
+    -------
+    dict
+        What ``metrics.json`` holds: ``results`` (one row per family x method: ``method,
+        dataset ("<family>/test"), n, psnr (dB), psnr_std, ssim, ssim_std,
+        seconds_per_image`` plus ``task`` (the kind), ``family``, ``task_spec``, ``params``,
+        ``weights`` (learned methods), the published ``dival_psnr``/``dival_ssim`` where
+        :func:`tomolearn.studies.quality.references` has them (else None), and the bound
+        columns ``alpha, coverage, interval_width, rmse_bound, bound_coverage, flagged,
+        calibration_n, scale, uncertainty_error_correlation`` -- all None, with a
+        ``bounds_note``, for methods without bounds), ``meta`` (settings, versions, timings
+        in seconds, command, ``bounds``: calibration per method), ``cases`` (per image: name,
+        dataset, metrics, bounds) and ``table`` (plain text); plus ``bounds_table``
+        (:func:`format_bounds_table`), ``report`` (the path of ``index.html``) and
+        ``seconds_total``.
+    """
+    t_start = time.perf_counter()
+    s = _check_inputs(task, n_images, methods, families, seed, bounds, alpha, calibration_n,
+                      batch_size, training_family)
+    dev = _resolve_device(device)
+    out_dir = Path(out_dir)
+    check_report_dir(out_dir, overwrite)
+    t, cal = s["task"], as_task(s["task"].kind)
+
+    t0 = time.perf_counter()
+    op, cal_op = _operators(t, cal, dev)
+    recons = _build_and_warm_up(t, op, s["methods"], dev)
+    t_warm = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    calibration = _calibrate(s, cal, cal_op, recons, op, dev, progress)
+    t_cal = time.perf_counter() - t0 if calibration else 0.0
+
+    scores, cases, t_sim, t_bounds = _reconstruct_images(s, op, recons, calibration,
+                                                         cal.noise_std, dev, progress)
+    rows = _rows(s, scores, calibration)
+    if command is None:
+        command = _default_command(out_dir, s, dev)
+    timings = {"operator set-up and warm-up calls": t_warm,
+               "calibration of the error bounds": t_cal, "simulation": t_sim,
+               "reconstruction (all timed calls)": sum(sum(e["seconds"]) for e in scores.values()),
+               "error bounds of the demo images": t_bounds}
+    meta = _meta(s, cal, calibration, command, dev, timings)
+    # The report's own time is only known afterwards; record the time up to writing it.
+    meta["timings"]["total before writing the report"] = time.perf_counter() - t_start
+    index = write_report(out_dir, cases, rows, meta, overwrite=overwrite)
+    result = json.loads((index.parent / "metrics.json").read_text(encoding="utf-8"))
+    result["bounds_table"] = format_bounds_table(rows)
+    result["report"] = str(index)
+    result["seconds_total"] = time.perf_counter() - t_start
+    return result
