@@ -153,6 +153,14 @@ def test_hdf5_roundtrip_attributes_and_hash(tmp_path):
     assert torch.equal(multi[1], torch.stack([ds[i][1] for i in range(20)]))
 
 
+def test_hdf5_keeps_a_complex_task_complex(tmp_path):
+    ds = SimulatedDataset("ellipses", "test", tl.task("mri").tiny(), size=3)
+    y, x = ds[1]
+    assert y.dtype == x.dtype == torch.complex64 and x.imag.abs().max() > 0
+    h5 = open_hdf5(generate_hdf5(ds, tmp_path / "mri.h5"), expected=ds, verify=True)
+    assert torch.equal(h5[1][0], y) and torch.equal(h5[1][1], x)
+
+
 def test_hdf5_refuses_to_overwrite_and_names_spec_differences(tmp_path):
     ds = ellipses_benchmark("test", size=4)
     path = generate_hdf5(ds, tmp_path / "a.h5")

@@ -61,7 +61,7 @@ def test_a_card_naming_an_unknown_task_is_refused(tmp_path):
     for suffix in (".safetensors", ".json"):
         (tmp_path / f"m{suffix}").write_bytes((SHIPPED / f"lgd-ellipses{suffix}").read_bytes())
     card = json.loads((tmp_path / "m.json").read_text())
-    card["task"] = {"task": "mri", "acceleration": 4}
+    card["task"] = {"task": "spect", "n_angles": 64}
     (tmp_path / "m.json").write_text(json.dumps(card))
-    with pytest.raises(WeightsError, match="unknown task 'mri'"):
+    with pytest.raises(WeightsError, match="unknown task 'spect'"):
         tl.load(tmp_path / "m.safetensors")

@@ -32,7 +32,11 @@ def test_initial_reconstruction_and_simulation_shapes(kind):
     x = torch.zeros((2, 1) + t.image_shape, dtype=torch.float64)
     y = t.simulate(x, [torch.Generator().manual_seed(i) for i in range(2)])
     assert y.shape == (2, 1) + t.data_shape
-    assert t.initial_reconstruction(y.float()).shape == (2, 1) + t.image_shape
+    # data in the task's working precision: float32, or complex64 for a complex task
+    assert t.initial_reconstruction(y.to(t.image_dtype)).shape == (2, 1) + t.image_shape
+    # the declared capabilities tell the truth (methods are listed without building operators)
+    assert t.linear == isinstance(t.operator(), tl.operators.LinearOperator)
+    assert t.image_dtype.is_complex == t.operator().requires_complex
 
 
 def test_shifts_are_registered_per_task():
@@ -45,7 +49,7 @@ def test_shifts_are_registered_per_task():
 
 @pytest.mark.parametrize("spec, message", [
     ({"task": "ct", "n_angels": 30}, r"unknown ct task spec field\(s\): n_angels; expected some of"),
-    ({"task": "mri"}, r"unknown task 'mri'; registered: ct"),
+    ({"task": "spect"}, r"unknown task 'spect'; registered: ct, mri"),
     ({"n_angles": 30}, "needs a 'task' key"),
     ("pet", "unknown task 'pet'"),
     ({"task": "ct", "n_angles": 0}, "n_angles must be a positive int"),

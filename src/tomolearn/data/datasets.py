@@ -68,7 +68,8 @@ class SimulatedDataset(Dataset):
     size : int, optional
         Number of samples; default :data:`SPLIT_SIZES` of the split.
     dtype : torch.dtype
-        Of the returned tensors (data are simulated in float64, then cast).
+        Of the returned tensors (data are simulated in float64, then cast); a complex task's
+        tensors get the complex counterpart (complex64 for float32, complex128 for float64).
     """
 
     def __init__(self, family: str = "ellipses", split: str = "train",
@@ -121,9 +122,11 @@ class SimulatedDataset(Dataset):
         return int(i) % self.size
 
     def ground_truth(self, i: int) -> torch.Tensor:
-        """Ground truth of sample ``i``, (1, N, N) float64 (no projection)."""
-        rng, _ = sample_rngs(self.simulation.seed, self.split, self._index(i))
-        return FAMILIES[self.family](rng, self.simulation.image_shape[-1])[None]
+        """Ground truth of sample ``i``, (1, N, N) float64 (complex128 for a complex task; no
+        projection)."""
+        rng, gen = sample_rngs(self.simulation.seed, self.split, self._index(i))
+        image = FAMILIES[self.family](rng, self.simulation.image_shape[-1])[None, None]
+        return self.simulation.ground_truth(image, [gen])[0]
 
     def batch(self, indices: Iterable[int]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Samples ``indices`` at once (projection batched): ``(B,1,A,D)``, ``(B,1,N,N)``.
@@ -136,9 +139,9 @@ class SimulatedDataset(Dataset):
             rng, gen = sample_rngs(self.simulation.seed, self.split, i)
             images.append(FAMILIES[self.family](rng, self.simulation.image_shape[-1]))
             gens.append(gen)
-        x = torch.stack(images)[:, None]
+        x = self.simulation.ground_truth(torch.stack(images)[:, None], gens)
         y = self.simulation.simulate(x, gens)
-        return y.to(self.dtype), x.to(self.dtype)
+        return _cast(y, self.dtype), _cast(x, self.dtype)
 
     def __getitem__(self, i):
         y, x = self.batch([i])
@@ -147,6 +150,21 @@ class SimulatedDataset(Dataset):
     def __repr__(self):
         return (f"SimulatedDataset(family={self.family!r}, split={self.split!r}, size={self.size}, "
                 f"spec={self.simulation})")
+
+
+#: The complex dtype of each real precision: a complex task's tensors stay complex.
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128,
+            torch.complex64: torch.complex64, torch.complex128: torch.complex128}
+
+
+def _cast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``, or in its complex counterpart when ``t`` is complex."""
+    if t.is_complex():
+        if dtype not in _COMPLEX:
+            raise ValueError(f"complex data need dtype float32 or float64 (complex64 or "
+                             f"complex128), got {dtype}")
+        dtype = _COMPLEX[dtype]
+    return t.to(dtype)
 
 
 def spec_differences(a: dict, b: dict, prefix: str = "") -> list:

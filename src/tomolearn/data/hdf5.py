@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..files import atomic_write_bytes, exclusive_lock
-from .datasets import SimulatedDataset, SpecMismatchError, spec_differences
+from .datasets import SimulatedDataset, SpecMismatchError, _cast, spec_differences
 
 __all__ = ["generate_hdf5", "open_hdf5", "H5Dataset", "DatasetFileError"]
 
@@ -88,6 +88,15 @@ def generate_hdf5(dataset: SimulatedDataset, path, *, overwrite: bool = False, b
         return _generate_locked(dataset, path, overwrite, batch_size, progress)
 
 
+#: How samples are stored: float32, or complex64 for complex tasks (MRI) -- never a silent
+#: loss of the imaginary part.
+_STORED = {"float32": torch.float32, "complex64": torch.complex64}
+
+
+def _stored_dtype(t: torch.Tensor) -> str:
+    return "complex64" if t.is_complex() else "float32"
+
+
 def _generate_locked(dataset, path: Path, overwrite: bool, batch_size: int, progress) -> Path:
     partial = path.with_name(path.name + ".partial")
     state_file = path.with_name(path.name + ".partial.json")
@@ -125,7 +134,7 @@ def _generate_locked(dataset, path: Path, overwrite: bool, batch_size: int, prog
         f.attrs["spec"] = spec_json
         f.attrs["complete"] = False
         for name, sample in (("measurement", y0), ("ground_truth", x0)):
-            f.create_dataset(name, shape=(n,) + tuple(sample.shape), dtype="float32",
+            f.create_dataset(name, shape=(n,) + tuple(sample.shape), dtype=_stored_dtype(sample),
                              chunks=(min(16, n),) + tuple(sample.shape), compression="gzip",
                              compression_opts=4, shuffle=True)
         f.flush()
@@ -134,8 +143,8 @@ def _generate_locked(dataset, path: Path, overwrite: bool, batch_size: int, prog
         for start in range(n_done, n, batch_size):
             stop = min(start + batch_size, n)
             y, x = dataset.batch(range(start, stop))
-            f["measurement"][start:stop] = y.to(torch.float32).numpy()
-            f["ground_truth"][start:stop] = x.to(torch.float32).numpy()
+            f["measurement"][start:stop] = y.to(_STORED[_stored_dtype(y)]).numpy()
+            f["ground_truth"][start:stop] = x.to(_STORED[_stored_dtype(x)]).numpy()
             f.flush()
             atomic_write_bytes(state_file, _json_bytes({"spec": spec_json, "n_done": stop}))
             if progress is not None:
@@ -180,8 +189,8 @@ class H5Dataset(Dataset):
         if not isinstance(i, (int, np.integer)) or not -self.length <= i < self.length:
             raise IndexError(f"sample {i!r} out of range for {self.path} ({self.length} samples)")
         f = self._handle()
-        y = torch.from_numpy(f["measurement"][int(i) % self.length]).to(self.dtype)
-        x = torch.from_numpy(f["ground_truth"][int(i) % self.length]).to(self.dtype)
+        y = _cast(torch.from_numpy(f["measurement"][int(i) % self.length]), self.dtype)
+        x = _cast(torch.from_numpy(f["ground_truth"][int(i) % self.length]), self.dtype)
         return y, x
 
     def __getstate__(self):

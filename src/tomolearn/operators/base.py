@@ -267,6 +267,7 @@ class _AdjointOperator(LinearOperator):
     def __init__(self, op: LinearOperator):
         super().__init__(op.range_shape, op.domain_shape)
         self.op = op
+        self.supports_complex, self.requires_complex = op.supports_complex, op.requires_complex
 
     def _forward(self, x):
         return self.op._adjoint(x)
@@ -291,6 +292,8 @@ class _Composition(LinearOperator):
             )
         super().__init__(right.domain_shape, left.range_shape)
         self.left, self.right = left, right
+        self.supports_complex = left.supports_complex and right.supports_complex
+        self.requires_complex = left.requires_complex or right.requires_complex
 
     def _forward(self, x):
         return self.left._forward(self.right._forward(x))
@@ -303,6 +306,7 @@ class _Scaled(LinearOperator):
     def __init__(self, op: LinearOperator, scalar):
         super().__init__(op.domain_shape, op.range_shape)
         self.op, self.scalar = op, scalar
+        self.supports_complex, self.requires_complex = op.supports_complex, op.requires_complex
 
     def _forward(self, x):
         return self.scalar * self.op._forward(x)
@@ -327,6 +331,8 @@ class _Sum(LinearOperator):
             )
         super().__init__(a.domain_shape, a.range_shape)
         self.a, self.b = a, b
+        self.supports_complex = a.supports_complex and b.supports_complex
+        self.requires_complex = a.requires_complex or b.requires_complex
 
     def _forward(self, x):
         return self.a._forward(x) + self.b._forward(x)

@@ -56,6 +56,9 @@ class Task(abc.ABC):
     #: Name under which the kind is registered (set by :func:`register_task`).
     kind: str = ""
     likelihood: str = "gaussian"
+    #: Whether :meth:`operator` is a :class:`~tomolearn.operators.LinearOperator` (nonlinear
+    #: physics such as EIT sets False); declared so that no operator is built to ask.
+    linear: bool = True
     image_dtype: torch.dtype = torch.float32
     value_range: Tuple[float, float] = (0.0, 1.0)
     units: str = ""
@@ -73,6 +76,14 @@ class Task(abc.ABC):
         ``generator`` is a ``torch.Generator`` or a list of one per image (so a
         batch equals the images simulated one at a time).
         """
+
+    def ground_truth(self, images: torch.Tensor, generator=None) -> torch.Tensor:
+        """The task's ground truths ``(B, C, *image_shape)`` made from an image family's real
+        images: here the images themselves.  A task with complex images overrides it (MRI
+        multiplies by a smooth random phase); randomness is drawn from ``generator`` (a
+        ``torch.Generator`` or a list of one per image, the ones :meth:`simulate` then gets),
+        so a dataset sample stays a pure function of its index."""
+        return images
 
     def initial_reconstruction(self, y: torch.Tensor, op=None) -> torch.Tensor:
         """The task's default first guess from data ``y`` with ``op`` (default the task's):

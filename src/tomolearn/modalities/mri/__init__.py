@@ -1,0 +1,37 @@
+"""Magnetic resonance imaging: Cartesian k-space physics and the ``"mri"`` task.
+
+Conventions (fastMRI's):
+
+* Images are complex ``(B, C, H, W)``; k-space is their centred orthonormal 2-D DFT
+  (:func:`fft2c`: ``fftshift o fft2(norm="ortho") o ifftshift`` over the last two axes, zero
+  frequency at ``(H // 2, W // 2)``), multi-coil k-space ``(B, C, n_coils, H, W)``.
+* Sampling masks are boolean ``(H, W)`` in that centred layout; 1-D masks choose
+  phase-encoding columns (the last axis) with fastMRI's acceleration and centre-fraction
+  semantics; unsampled k-space is zero (zero-filled data).
+* Coil maps ``(n_coils, H, W)`` are normalised to ``sum_c |S_c|^2 = 1``.
+* Non-Cartesian trajectories are in radians per pixel, ``[-pi, pi)``, last axis
+  ``(k_row, k_col)``.
+
+Modules: ``fourier`` (fft2c, ifft2c), ``masks`` (fastMRI random / equispaced, Poisson disc),
+``trajectories`` (golden-angle radial, spiral), ``coils`` (birdcage maps, validation),
+``operators`` (SingleCoilCartesian, MultiCoilSENSE), ``noise`` (complex Gaussian at an SNR,
+coil-correlated), ``task`` (the ``"mri"`` task and its shifts), ``examples`` (the operator
+battery's instances).
+"""
+
+# importing registers the battery's operators, the "mri" task and its shifts
+from . import examples  # noqa: F401
+from .coils import birdcage_maps, normalize_maps, validate_maps  # noqa: F401
+from .fourier import fft2c, ifft2c  # noqa: F401
+from .masks import (MASKS, achieved_acceleration, center_lines, equispaced_mask,  # noqa: F401
+                    poisson_disc_mask, random_mask)
+from .noise import complex_gaussian_noise, noise_sigma  # noqa: F401
+from .operators import MultiCoilSENSE, SingleCoilCartesian  # noqa: F401
+from .task import MRITask, smooth_phase  # noqa: F401
+from .trajectories import GOLDEN_ANGLE, radial_trajectory, spiral_trajectory  # noqa: F401
+
+__all__ = ["fft2c", "ifft2c", "random_mask", "equispaced_mask", "poisson_disc_mask",
+           "center_lines", "achieved_acceleration", "MASKS", "radial_trajectory",
+           "spiral_trajectory", "GOLDEN_ANGLE", "birdcage_maps", "normalize_maps",
+           "validate_maps", "SingleCoilCartesian", "MultiCoilSENSE", "complex_gaussian_noise",
+           "noise_sigma", "MRITask", "smooth_phase"]
