@@ -303,10 +303,10 @@ def test_evaluate_under_a_shift_writes_rows_with_shift_alpha_coverage(tmp_path):
     assert "| fbp | noise-10% |" in proc.stdout and md.read_text() in proc.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (tmp_path / "study" / "index.html").read_text()
-    assert "<th>PSNR drop (dB)</th>" in page and "<th>shift AUROC</th>" in page
+    assert "<th>ΔPSNR (dB)</th>" in page and "<th>shift AUROC</th>" in page
     assert "<figcaption>PSNR per shift and method</figcaption>" in page
     assert "ellipses-noise-10%/test" in page and "id='images'" not in page
-    assert f"<td>{rows[1]['psnr_gap']:+.2f}</td>" in page
+    assert f"<td>{rows[1]['psnr_delta']:+.2f}</td>" in page
     assert f"<td>{rows[1]['detection_auroc']:.2f}</td>" in page
     saved = json.loads((tmp_path / "study" / "metrics.json").read_text())["results"]
     assert [r["psnr"] for r in saved] == [r["psnr"] for r in rows]

@@ -117,12 +117,12 @@ def test_bad_input_is_rejected_before_writing(tmp_path):
 def test_a_study_report_with_figures_only(tmp_path):
     from tomolearn.studies import generalisation_figure
 
-    rows = [dict(r, shift=s, psnr_gap=g, detection_auroc=a, coverage=0.9, interval_width=0.1,
+    rows = [dict(r, shift=s, psnr_delta=g, detection_auroc=a, coverage=0.9, interval_width=0.1,
                  rmse_bound=0.05, bound_coverage=0.9, flagged=0.1, alpha=0.1)
-            for r, s, g, a in zip(_rows(), ("none", "noise-10%"), (0.0, 3.25), (None, 0.875))]
+            for r, s, g, a in zip(_rows(), ("none", "noise-10%"), (0.0, -3.25), (None, 0.875))]
     png = generalisation_figure({"results": rows})
     page = write_report(tmp_path / "s", [], rows, META, figures=[("PSNR <per> shift", png)]).read_text()
-    assert "<td>+3.25</td>" in page and "<td>0.88</td>" in page
+    assert "<td>-3.25</td>" in page and "<td>0.88</td>" in page
     assert "<figcaption>PSNR &lt;per&gt; shift</figcaption>" in page
     assert "id='images'" not in page and "href='#figures'" in page
     assert page.count("src='data:image/png;base64,") == 1

@@ -24,17 +24,17 @@ def test_generalisation_report_end_to_end(tmp_path):
     rows = {r["shift"]: r for r in rep["results"]}
     assert list(rows) == ["none", "shepp-logan", "noise-10%"]
     keys = {"method", "dataset", "shift", "n", "psnr", "psnr_std", "ssim", "ssim_std",
-            "seconds_per_image", "psnr_gap", "ssim_gap", "alpha", "coverage", "interval_width",
+            "seconds_per_image", "psnr_delta", "ssim_delta", "alpha", "coverage", "interval_width",
             "rmse_bound", "bound_coverage", "detection_auroc", "flagged"}
     for r in rows.values():
         assert keys <= set(r), keys - set(r)
         assert r["method"] == "fbp" and r["n"] == 4 and r["alpha"] == 0.25
         assert 0 <= r["coverage"] <= 1 and 0 <= r["bound_coverage"] <= 1 and 0 <= r["flagged"] <= 1
         assert math.isfinite(r["interval_width"]) and r["interval_width"] > 0
-        assert r["psnr_gap"] == pytest.approx(rows["none"]["psnr"] - r["psnr"])
+        assert r["psnr_delta"] == pytest.approx(r["psnr"] - rows["none"]["psnr"])
     assert rows["shepp-logan"]["dataset"] == "shepp-logan/test"
     assert rows["none"]["dataset"] == "ellipses/test"
-    assert rows["none"]["psnr_gap"] == 0 and rows["none"]["detection_auroc"] is None
+    assert rows["none"]["psnr_delta"] == 0 and rows["none"]["detection_auroc"] is None
     assert rows["noise-10%"]["psnr"] < rows["none"]["psnr"]
     assert rows["noise-10%"]["detection_auroc"] > 0.5
     cal = rep["calibration"]["methods"]["fbp"]
@@ -100,6 +100,6 @@ def test_the_study_runs_registered_methods_on_another_task():
     rows = {r["shift"]: r for r in rep["results"]}
     assert set(rows) == {"none", "more-blur", "shepp-logan"} and rep["task"]["task"] == "toy-deblur"
     assert all(r["task"] == "toy-deblur" and math.isfinite(r["psnr"]) for r in rows.values())
-    assert rows["more-blur"]["psnr_gap"] > 0  # more blur is harder
+    assert rows["more-blur"]["psnr_delta"] < 0  # more blur is harder
     assert rows["none"]["bound_coverage"] >= 0.5 and rows["none"]["rmse_bound"] is not None
     assert "more-blur" in studies.shift_names("toy-deblur")

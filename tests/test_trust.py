@@ -234,6 +234,47 @@ def test_bad_options_are_one_line_errors(args, message):
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+# -- refuse before wasting work ------------------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (["demo", "--n-images", "100000000"], "demo needs about"),
+    (["demo", "--angles", "100000000"], "demo needs about"),
+    (["data", "generate", "ellipses", "--n", "1000000000000", "--out", "x.h5"],
+     "data generate needs about"),
+    (["reconstruct", "--input", "x.png", "--method", "fbp", "--angles", "100000000", "--out",
+      "r.npy"], "reconstruct needs about"),
+])
+def test_jobs_that_cannot_fit_are_refused_at_once_with_the_estimate(tmp_path, args, message):
+    t0 = time.perf_counter()
+    proc = cli(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and message in proc.stderr and "--force" in proc.stderr, proc.stderr
+    assert "available" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert time.perf_counter() - t0 < 60 and list(tmp_path.iterdir()) == []  # nothing built
+
+
+def test_a_reconstruction_that_is_not_finite_is_refused_and_not_written(tmp_path):
+    import numpy as np
+    np.save(tmp_path / "big.npy", np.full((30, 183), 1e38, np.float32))
+    proc = cli("reconstruct", "--input", "big.npy", "--method", "fbp", "--out", "r.npy",
+               cwd=tmp_path)
+    assert proc.returncode == 2 and "non-finite" in proc.stderr and "1e+38" in proc.stderr
+    assert "nothing was written" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.npy"]
+
+
+def test_long_steps_say_they_are_still_running():
+    import io
+    from tomolearn.cli.options import still_running
+    out = io.StringIO()
+    with still_running("tv", after=0.05, every=0.05, stream=out):
+        time.sleep(0.23)
+    lines = out.getvalue().splitlines()
+    assert 2 <= len(lines) <= 5 and all("tv: still running" in line for line in lines)
+    quiet = io.StringIO()
+    with still_running("fbp", after=5, stream=quiet):
+        pass
+    assert quiet.getvalue() == ""
+
+
 def test_version():
     proc = cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"tomolearn {tl.__version__}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -11,8 +12,8 @@ from tqdm import tqdm
 
 from ..data import FAMILIES, SimulatedDataset, generate_hdf5
 from ..registry import shifted, shifts
-from .options import (EXAMPLES, UsageError, add_output_flags, add_task_options, check_out_file,
-                      task_from_args)
+from .options import (EXAMPLES, UsageError, add_force_flag, add_output_flags, add_task_options,
+                      check_disk, check_memory, check_out_file, task_from_args)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,6 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=1, help="dataset seed (default 1, the standard one)")
     g.add_argument("--batch-size", type=int, default=64)
     add_output_flags(g, "replace an existing file")
+    add_force_flag(g)
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=run)
     return p
@@ -63,6 +65,12 @@ def run(args) -> int:
     if args.shift:
         spec = shifted(spec, args.shift)
     dataset = SimulatedDataset(args.family, args.split, spec, size=args.n)
+    # pre-flight: one batch in memory, the whole file on disk (float32, complex64 for complex)
+    check_memory("data generate", spec, args.batch_size, args.force)
+    itemsize = 8 if spec.image_dtype.is_complex else 4
+    check_disk("data generate", len(dataset) * itemsize * (math.prod(spec.image_shape)
+                                                           + math.prod(spec.data_shape)),
+               out, args.force)
     start = time.perf_counter()
     with tqdm(total=len(dataset), unit="sample", desc=f"{args.family}/{args.split}",
               disable=args.quiet, file=sys.stderr) as bar:

@@ -8,9 +8,9 @@ import math
 from pathlib import Path
 
 from ..studies.demo import DEFAULT_FAMILIES, default_methods, run_demo
-from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, add_task_options,
-                      check_out_dir, check_out_file, csv_list, note_unflaggable, task_from_args,
-                      wrap, write_json)
+from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
+                      add_task_options, check_memory, check_out_dir, check_out_file, csv_list,
+                      note_unflaggable, task_from_args, wrap, write_json)
 
 #: The shorthand flags of ``--task-set`` fields.
 SHORTHANDS = {"angles": "n_angles", "noise": "noise.level"}
@@ -55,6 +55,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--calibration-n", type=int, default=100, metavar="N",
                    help="ellipses validation images the bounds are calibrated on (default 100)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_force_flag(p)
     add_debug(p)
     p.set_defaults(func=run)
     return p
@@ -84,6 +85,8 @@ def run(args) -> int:
     out = check_out_dir(args.out, "--out", args.overwrite, args.parents)
     if args.json:
         check_out_file(args.json, "--json", args.overwrite, args.parents)
+    # pre-flight: every test image of every family is simulated and kept with its reconstructions
+    check_memory("demo", t, args.n_images * len(args.families), args.force)
     methods = args.methods if args.methods is not None else default_methods(t)
     if not args.no_bounds:
         note_unflaggable("demo", args.calibration_n, args.alpha)

@@ -9,10 +9,13 @@ on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -228,3 +231,36 @@ def check_disk(what: str, need: float, path, force: bool) -> None:
         check_fits(what, need, free_disk_bytes(path), f"disk at {Path(path).parent}", force)
     except ResourceError as e:
         raise UsageError(str(e)) from None
+
+
+@contextlib.contextmanager
+def still_running(what: str, after: float = 2.0, every: float = 10.0, stream=None):
+    """Say on stderr that ``what`` is still running when it takes longer than ``after``
+    seconds, then every ``every`` seconds (so no step is silent for long); silent for
+    quick steps."""
+    stream = sys.stderr if stream is None else stream
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def report():
+        wait = after
+        while not done.wait(wait):
+            print(f"  {what}: still running ({time.perf_counter() - start:.0f} s)",
+                  file=stream, flush=True)
+            wait = every
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def check_finite(tensor: torch.Tensor, what: str, hint: str = "") -> None:
+    """Refuse (one line) a tensor holding NaN or infinite values, saying how many."""
+    bad = int((~torch.isfinite(tensor)).sum())
+    if bad:
+        raise UsageError(f"{what} has {bad} non-finite value{'s' if bad > 1 else ''} (NaN or "
+                         f"infinite) of {tensor.numel()}" + (f"; {hint}" if hint else ""))

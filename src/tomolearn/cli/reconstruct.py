@@ -24,7 +24,9 @@ from ..modalities.ct.reconstruct_input import (InputOptionError, derivation_desc
 from ..files import atomic_write_bytes
 from ..registry import build_method, method, methods
 from ..weights import WeightsError, available, load, load_weights
-from .options import (EXAMPLES, UsageError, add_debug, add_output_flags, check_out_file, wrap,
+from ..modalities.ct import SimulationSpec
+from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
+                      check_finite, check_memory, check_out_file, still_running, wrap,
                       write_json)
 
 RECONSTRUCT_NOTES = """\
@@ -107,6 +109,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="sample of an HDF5 file holding several, or slice of a NIfTI/TIFF "
                         "volume (default 0)")
     add_output_flags(p, "replace existing output files")
+    add_force_flag(p)
     add_debug(p)
     p.set_defaults(func=run)
     return p
@@ -201,6 +204,11 @@ def _check_args(args) -> None:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
     if args.index < 0:
         raise UsageError(f"--index must be non-negative, got {args.index}")
+    # pre-flight before reading: an image input is simulated at --angles on a fine grid
+    planned = SimulationSpec().replace(**{k: v for k, v in (("n_angles", args.angles),
+                                                            ("image_size", args.image_size))
+                                         if v is not None})
+    check_memory("reconstruct", planned, 1, args.force)
 
 
 def run(args) -> int:
@@ -214,6 +222,8 @@ def run(args) -> int:
     if args.json:
         js = check_out_file(args.json, "--json", args.overwrite, args.parents, suffix=".json")
     inp = _read_input(args)
+    check_finite(inp.y, f"the data of --input {args.input}",
+                 "reconstruction needs finite data")
     dcm = nii = None
     if inp.dicom is not None:
         dcm = check_out_file(out.with_suffix(".dcm"), "--out (its DICOM)", args.overwrite,
@@ -226,10 +236,13 @@ def run(args) -> int:
     if inp.kind_note:
         print(f"tomolearn reconstruct: --kind auto: {inp.kind_note}", file=sys.stderr)
     y = inp.y
-    with torch.no_grad():
+    with torch.no_grad(), still_running(f"reconstructing with {label}"):
         t0 = time.perf_counter()
         rec = recon(y).float()
         seconds = time.perf_counter() - t0
+    check_finite(rec, f"the {label} reconstruction",
+                 f"nothing was written (the data's largest magnitude is "
+                 f"{float(y.abs().max()):.3g}; values this large overflow float32 arithmetic)")
     scores = {}
     quality = ""
     if inp.gt is not None:

@@ -55,7 +55,7 @@ def _metrics_table_html(rows: List[dict]) -> str:
         return "<p class='note'>No metric rows.</p>"
     ref = _has_reference(rows)
     bounds = any(_num(r.get("coverage")) is not None for r in rows)
-    gaps = any("psnr_gap" in r for r in rows)          # rows of a generalisation study
+    gaps = any("psnr_delta" in r for r in rows)          # rows of a generalisation study
     detection = any("detection_auroc" in r for r in rows)
     best = {}
     for r in rows:
@@ -81,7 +81,7 @@ def _metrics_table_html(rows: List[dict]) -> str:
                  f"<td>{_fmt(r['ssim'], '.3f')} ± {_fmt(r['ssim_std'], '.3f')}</td>",
                  f"<td>{_e(_fmt_seconds(r['seconds_per_image']))}</td>"]
         if gaps:
-            cells.append(f"<td>{_fmt(r.get('psnr_gap'), '+.2f')}</td>")
+            cells.append(f"<td>{_fmt(r.get('psnr_delta'), '+.2f')}</td>")
         if ref:
             cells += [f"<td class='ref'>{_fmt(r.get('dival_psnr'), '.2f')}</td>",
                       f"<td class='ref'>{_fmt(r.get('dival_ssim'), '.3f')}</td>"]
@@ -98,13 +98,14 @@ def _metrics_table_html(rows: List[dict]) -> str:
                 f"<td>{_fmt(r.get('uncertainty_error_correlation'), '.2f')}</td>"]
 
     html = table("<th>PSNR (dB)</th><th>SSIM</th><th>time / image</th>"
-                 + ("<th>PSNR drop (dB)</th>" if gaps else "")
+                 + ("<th>ΔPSNR (dB)</th>" if gaps else "")
                  + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else ""), quality)
     note = ("PSNR and SSIM use the DIVal convention (data range = max − min of each ground truth); "
             "± is the standard deviation over the n images; bold marks the best PSNR per dataset.")
     if gaps:
-        note += (" PSNR drop: the method's in-distribution PSNR minus its PSNR on this dataset "
-                 "(positive: worse under the shift).")
+        note += (" ΔPSNR: the method's PSNR on this dataset minus its in-distribution PSNR "
+                 "(negative: worse under the shift; every Δ tomolearn prints is row minus "
+                 "reference).")
     if ref:
         note += (" DIVal columns: published results on the standard ellipses benchmark "
                  "(30 angles, 2.5 % noise, full test split), shown for orientation only.")

@@ -154,7 +154,8 @@ def generalisation_report(methods: Dict[str, Callable], shifts: Sequence[str], n
     dict
         ``{"results": rows, "alpha": alpha, "calibration": {...}}``; one row per (method,
         shift) with ``method, dataset, shift, n, psnr, psnr_std, ssim, ssim_std,
-        seconds_per_image, psnr_gap, ssim_gap`` (gap = in-distribution minus this shift),
+        seconds_per_image, psnr_delta, ssim_delta`` (this shift minus in-distribution:
+        negative is worse, the sign convention of every Δ tomolearn prints),
         ``alpha, coverage, interval_width, rmse_bound, bound_coverage, detection_auroc``
         (null for "none"), ``flagged``, ``scale`` ("residual" or "own"),
         ``uncertainty_error_correlation`` (mean over images of the pixel-wise Pearson
@@ -241,8 +242,8 @@ def generalisation_report(methods: Dict[str, Callable], shifts: Sequence[str], n
         ref = per_shift["none"]
         for row in rows[-len(shifts):]:
             res = per_shift[row["shift"]]
-            row["psnr_gap"] = float(ref["psnr"].mean() - res["psnr"].mean())
-            row["ssim_gap"] = float(ref["ssim"].mean() - res["ssim"].mean())
+            row["psnr_delta"] = float(res["psnr"].mean() - ref["psnr"].mean())
+            row["ssim_delta"] = float(res["ssim"].mean() - ref["ssim"].mean())
             row["detection_auroc"] = (None if row["shift"] == "none"
                                       else auroc(ref["dc"], res["dc"]))
     return {"results": rows, "alpha": alpha,

@@ -108,6 +108,8 @@ def format_quality_table(rows: List[dict]) -> str:
         lines.append(f"{r['method']:<12}{r['n']:>6}{r['psnr']:>8.2f}{r['psnr_std']:>6.2f}"
                      f"{r['ssim']:>8.3f}{r['ssim_std']:>7.3f}{r['seconds_per_image']:>9.4f}{n_par:>9}"
                      f"{(r['dival_psnr'] or float('nan')):>12.2f}{dp}{(r['dival_ssim'] or float('nan')):>12.3f}")
+    lines.append("ΔPSNR = our PSNR minus DIVal's published PSNR (positive: better than published; "
+                 "every Δ tomolearn prints is row minus reference)")
     return "\n".join(lines)
 
 

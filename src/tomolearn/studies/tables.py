@@ -27,12 +27,14 @@ def format_markdown(report: dict) -> str:
     for r in report["results"]:
         lines.append(
             f"| {r['method']} | {r['shift']} | {r['dataset']} | {r['n']} | {r['psnr']:.2f} | "
-            f"{r['psnr_std']:.2f} | {r['ssim']:.3f} | {r['psnr_gap']:+.2f} | {r['ssim_gap']:+.3f} | "
+            f"{r['psnr_std']:.2f} | {r['ssim']:.3f} | {r['psnr_delta']:+.2f} | {r['ssim_delta']:+.3f} | "
             f"{f(r.get('coverage'), '.3f')} | {f(r.get('interval_width'), '.4f')} | "
             f"{f(r.get('rmse_bound'), '.4f')} | {f(r.get('bound_coverage'), '.2f')} | "
             f"{f(r.get('detection_auroc'), '.2f')} | {f(r.get('flagged'), '.2f')} | "
             f"{r.get('scale') or '–'} | {f(r.get('uncertainty_error_correlation'), '.2f')} | "
             f"{f(r.get('uncertainty_rmse_spearman'), '.2f')} |")
+    lines += ["", "ΔPSNR, ΔSSIM: this shift minus the method's in-distribution row (\"none\"); "
+              "negative is worse (every Δ tomolearn prints is row minus reference)."]
     return "\n".join(lines) + "\n"
 
 
