@@ -286,3 +286,55 @@ def test_cpu_inference_in_sub_batches_equals_one_batch(name, op, monkeypatch):
     with torch.no_grad():
         model(y[:5])  # training mode (batch statistics): one batch
     assert calls[-2:] == [5, 5]
+
+
+# -- complex data (MRI): real and imaginary parts as channels, coils as data channels ---------
+@pytest.fixture(scope="module")
+def mri():
+    t = tl.task("mri").tiny()
+    ds = tl.data.SimulatedDataset("ellipses", "train", t, size=2)
+    y, x = ds.batch([0, 1])
+    return t.operator(), y, x
+
+
+def make_complex(name, op):
+    if name == "fbpconvnet":
+        return FBPConvNet(op, unet=UNet(2, 2, channels=8, depth=2, norm="none"))
+    return make(name, op)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_complex_data_give_complex_images_and_learn(name, mri):
+    op, y, x = mri
+    torch.manual_seed(0)
+    model = make_complex(name, op)
+    assert model.image_channels == 2 and model.data_channels == 2 * op.range_shape[0]
+    out = model(y)
+    assert out.shape == x.shape and out.dtype == torch.complex64 and torch.isfinite(out).all()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        opt.zero_grad()
+        loss = (model(y) - x).abs().pow(2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+    with pytest.raises(TypeError, match="expects complex measurements"):
+        model(y.real.contiguous())
+
+
+def test_channel_views_invert_each_other(mri):
+    op, y, x = mri
+    model = LearnedPrimalDual(op, n_iter=1, channels=4)
+    assert torch.equal(model.channels_to_image(model.image_to_channels(x)), x)
+    d = model.data_to_channels(y)
+    assert d.shape == (2, model.data_channels) + tuple(op.range_shape[-2:]) and d.dtype == torch.float32
+    assert torch.equal(model.channels_to_data(d), y)
+    # coil c's real part is channel c, its imaginary part channel n_coils + c
+    assert torch.equal(d[:, 1], y[:, 0, 1].real) and torch.equal(d[:, op.range_shape[0] + 1], y[:, 0, 1].imag)
+
+
+def test_weights_for_real_images_refuse_a_complex_operator(op, mri):
+    with pytest.raises(ValueError, match="was built for a RayTransform"):
+        LearnedGradientDescent(op, n_iter=1, channels=4).check_operator(mri[0])

@@ -12,11 +12,18 @@ reconstruction (:class:`~tomolearn.learned.FBPConvNet`, and
 :class:`~tomolearn.learned.LearnedGradientDescent` with ``init="initial"``) it
 is the operator's own first guess (:meth:`initial`; FBP for the ray transform,
 which is what the CT tasks use too).
+
+Networks see real channels.  A complex operator's image ``(B, 1, H, W)`` becomes
+``image_channels = 2`` channels (real, imaginary); data ``(B, 1, *lead, A, D)``
+become ``data_channels = (2 if complex else 1) * prod(lead)`` channels on the
+last two axes (e.g. the coils of multi-coil MRI k-space).  For CT both are 1,
+so weights and results are those of the one-channel models.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Optional
 
 import torch
@@ -62,13 +69,17 @@ class _Reconstructor(nn.Module):
     def _bind(self, op) -> None:
         if not isinstance(op, LinearOperator):
             raise TypeError(f"{type(self).__name__} needs a LinearOperator, got {type(op).__name__}")
-        if len(op.domain_shape) != 2 or len(op.range_shape) != 2:
+        if len(op.domain_shape) != 2 or len(op.range_shape) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs an operator between 2-D spaces (images to "
-                f"sinogram-like data); got domain_shape {op.domain_shape} and range_shape "
-                f"{op.range_shape}")
+                f"{type(self).__name__} needs 2-D images and data whose last two axes are "
+                f"2-D (sinograms, k-space; leading axes such as coils become channels); got "
+                f"domain_shape {op.domain_shape} and range_shape {op.range_shape}")
         object.__setattr__(self, "op", op)
         object.__setattr__(self, "geometry_spec", self._spec_of(op))
+        self.is_complex = bool(op.requires_complex)
+        parts = 2 if self.is_complex else 1
+        self.image_channels = parts
+        self.data_channels = parts * math.prod(op.range_shape[:-2])
         self._rebind()
 
     def _rebind(self) -> None:
@@ -79,6 +90,30 @@ class _Reconstructor(nn.Module):
         for the ray transform): ``(B, 1, *data_shape)`` -> ``(B, 1, *image_shape)``."""
         self._check_y(y)
         return self.op.initial_reconstruction(y)
+
+    # -- images and data as real channels ------------------------------------------------
+    def image_to_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` images as ``(B, image_channels, H, W)`` real channels."""
+        return torch.view_as_real(x[:, 0]).permute(0, 3, 1, 2) if self.is_complex else x
+
+    def channels_to_image(self, h: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`image_to_channels` (the first ``image_channels`` of ``h``)."""
+        return torch.complex(h[:, 0], h[:, 1])[:, None] if self.is_complex else h[:, :1]
+
+    def data_to_channels(self, y: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, *lead, A, D)`` data as ``(B, data_channels, A, D)`` real channels."""
+        if self.is_complex:
+            y = torch.view_as_real(y).movedim(-1, 2)  # (B, 1, 2, *lead, A, D)
+        return y.reshape((y.shape[0], self.data_channels) + tuple(y.shape[-2:]))
+
+    def channels_to_data(self, d: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`data_to_channels` (the first ``data_channels`` of ``d``)."""
+        d = d[:, :self.data_channels]
+        lead = tuple(self.op.range_shape[:-2])
+        if not self.is_complex:
+            return d.reshape((d.shape[0], 1) + lead + tuple(d.shape[-2:]))
+        d = d.reshape((d.shape[0], 2) + lead + tuple(d.shape[-2:])).movedim(1, -1)
+        return torch.view_as_complex(d.contiguous())[:, None]
 
     @staticmethod
     def _spec_of(op) -> dict:
@@ -122,9 +157,14 @@ class _Reconstructor(nn.Module):
         if tuple(op.domain_shape) != self.image_shape:
             raise ValueError(f"{name} was built for image shape {self.image_shape}, the given "
                              f"operator has image shape {tuple(op.domain_shape)}")
-        if len(op.range_shape) != len(spec["range_shape"]):
-            raise ValueError(f"{name} was built for {len(spec['range_shape'])}-D data, the given "
-                             f"operator has range_shape {tuple(op.range_shape)}")
+        if len(op.range_shape) != len(spec["range_shape"]) or \
+                tuple(op.range_shape[:-2]) != tuple(spec["range_shape"][:-2]):
+            raise ValueError(f"{name} was built for data of shape {tuple(spec['range_shape'])} "
+                             f"(the last two axes may differ), the given operator has "
+                             f"range_shape {tuple(op.range_shape)}")
+        if bool(op.requires_complex) != self.is_complex:
+            raise ValueError(f"{name} was built for {'complex' if self.is_complex else 'real'} "
+                             f"images, the given operator takes the other kind")
 
     def with_operator(self, op) -> "_Reconstructor":
         """A copy of this model (same weights, copied) bound to the operator ``op``.
@@ -145,10 +185,13 @@ class _Reconstructor(nn.Module):
         expected = (1,) + tuple(self.op.range_shape)
         if not isinstance(y, torch.Tensor):
             raise TypeError(f"{name} expects a torch.Tensor, got {type(y).__name__}")
-        if y.dim() != 4 or tuple(y.shape[1:]) != expected:
+        if y.dim() != 1 + len(expected) or tuple(y.shape[1:]) != expected:
             raise ValueError(f"{name} expects measurements of shape (B, {', '.join(map(str, expected))}), "
                              f"got {tuple(y.shape)}")
-        if not y.is_floating_point():
+        if self.is_complex and not y.is_complex():
+            raise TypeError(f"{name} expects complex measurements (its operator is complex), "
+                            f"got {y.dtype}")
+        if not self.is_complex and not y.is_floating_point():
             raise TypeError(f"{name} expects a real floating-point tensor, got {y.dtype}")
 
     def extra_repr(self) -> str:

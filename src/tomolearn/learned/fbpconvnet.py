@@ -35,8 +35,9 @@ class FBPConvNet(_Reconstructor):
     def __init__(self, op, unet: Optional[nn.Module] = None):
         super().__init__()
         self._bind(op)
-        self.unet = unet if unet is not None else UNet(1, 1, channels=32, depth=4, norm="batch")
+        c = self.image_channels  # 2 (real, imaginary) for a complex operator
+        self.unet = unet if unet is not None else UNet(c, c, channels=32, depth=4, norm="batch")
 
     def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
-        x = self.initial(y)
-        return x + self.unet(x)
+        h = self.image_to_channels(self.initial(y))
+        return self.channels_to_image(h + self.unet(h))

@@ -48,7 +48,8 @@ class LearnedGradientDescent(_Reconstructor):
         self.init = init
         self._bind(op)
         self.n_iter = int(n_iter)
-        self.blocks = nn.ModuleList(_conv_block(2, 1, channels) for _ in range(self.n_iter))
+        c = self.image_channels
+        self.blocks = nn.ModuleList(_conv_block(2 * c, c, channels) for _ in range(self.n_iter))
 
     def _rebind(self) -> None:
         self.operator_scale = 1.0 / self.op.norm()
@@ -61,5 +62,6 @@ class LearnedGradientDescent(_Reconstructor):
             x = y.new_zeros((y.shape[0], 1) + tuple(self.op.domain_shape))
         for block in self.blocks:
             grad = s2 * self.op.adjoint(self.op(x) - y)
-            x = x + block(torch.cat([x, grad], dim=1))
+            h = self.image_to_channels(x)
+            x = self.channels_to_image(h + block(torch.cat([h, self.image_to_channels(grad)], 1)))
         return x

@@ -64,23 +64,25 @@ class LearnedPrimalDual(_Reconstructor):
             raise ValueError(f"need n_primal >= 2 and n_dual >= 1, got {n_primal}, {n_dual}")
         self._bind(op)
         self.n_iter, self.n_primal, self.n_dual = int(n_iter), int(n_primal), int(n_dual)
+        ci, cd = self.image_channels, self.data_channels
         self.dual_blocks = nn.ModuleList(
-            _conv_block(n_dual + 2, n_dual, channels) for _ in range(self.n_iter))
+            _conv_block((n_dual + 2) * cd, n_dual * cd, channels) for _ in range(self.n_iter))
         self.primal_blocks = nn.ModuleList(
-            _conv_block(n_primal + 1, n_primal, channels) for _ in range(self.n_iter))
+            _conv_block((n_primal + 1) * ci, n_primal * ci, channels) for _ in range(self.n_iter))
 
     def _rebind(self) -> None:
         self.operator_scale = 1.0 / self.op.norm()
 
     def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
-        s = self.operator_scale
-        g = s * y
-        B = y.shape[0]
-        primal = y.new_zeros((B, self.n_primal) + tuple(self.op.domain_shape))
-        dual = y.new_zeros((B, self.n_dual) + tuple(self.op.range_shape))
+        # images and data as real channels (one each for CT; see _Reconstructor)
+        s, ci, cd = self.operator_scale, self.image_channels, self.data_channels
+        g = self.data_to_channels(s * y)
+        B, real = y.shape[0], y.real.dtype
+        primal = y.new_zeros((B, self.n_primal * ci) + tuple(self.op.domain_shape), dtype=real)
+        dual = y.new_zeros((B, self.n_dual * cd) + tuple(g.shape[-2:]), dtype=real)
         for gamma, lam in zip(self.dual_blocks, self.primal_blocks):
-            k_primal = s * self.op(primal[:, 1:2])
+            k_primal = self.data_to_channels(s * self.op(self.channels_to_image(primal[:, ci:])))
             dual = dual + gamma(torch.cat([dual, k_primal, g], dim=1))
-            kt_dual = s * self.op.adjoint(dual[:, 0:1])
+            kt_dual = self.image_to_channels(s * self.op.adjoint(self.channels_to_data(dual)))
             primal = primal + lam(torch.cat([primal, kt_dual], dim=1))
-        return primal[:, 0:1]
+        return self.channels_to_image(primal)
