@@ -70,7 +70,7 @@ def test_benchmark_ellipses_json_rows(tmp_path):
     (row,) = json.loads(out.read_text())["results"]
     assert row["method"] == "fbp" and row["dataset"] == "ellipses/test" and row["n"] == 6
     assert 20 < row["psnr"] < 30 and 0.4 < row["ssim"] < 0.8
-    assert row["psnr_std"] > 0 and row["seconds_per_image"] > 0 and row["dival_psnr"] == 24.22
+    assert row["psnr_std"] > 0 and row["seconds_per_image"] > 0 and row["reference_psnr"] == 24.22
     assert "DIVal" in proc.stdout
 
 
@@ -129,7 +129,7 @@ def test_demo_writes_report_with_bounds_and_refuses_a_non_empty_folder(tmp_path)
             assert r["bound_coverage"] in (0.0, 1.0) and r["flagged"] in (0.0, 1.0)
         else:  # TV is not calibrated in the demo, and says why
             assert r["alpha"] is None and r["coverage"] is None and "slow" in r["bounds_note"]
-    assert rows[("fbp", "ellipses/test")]["dival_psnr"] == 24.22
+    assert rows[("fbp", "ellipses/test")]["reference_psnr"] == 24.22
     case = doc["cases"][0]
     assert set(case["bounds"]) == {"fbp"}
     b = case["bounds"]["fbp"]
@@ -151,7 +151,7 @@ def test_demo_flags_data_unlike_the_calibration(tmp_path):
         "--families", "ellipses", "--calibration-n", "19", "--quiet")
     (row,) = json.loads((out / "metrics.json").read_text())["results"]
     assert row["task_spec"]["n_angles"] == 10 and row["task"] == "ct"
-    assert row["flagged"] == 1.0 and row["dival_psnr"] is None
+    assert row["flagged"] == 1.0 and row["reference_psnr"] is None
 
 
 def test_demo_without_bounds(tmp_path):

@@ -28,7 +28,7 @@ def test_run_demo_on_the_toy_task(tmp_path):
                                                            ("tv", "rectangles/test")]
     for r in rows:
         assert r["task"] == "toy-deblur" and r["task_spec"]["task"] == "toy-deblur"
-        assert math.isfinite(r["psnr"]) and r["psnr"] > 5 and r["dival_psnr"] is None
+        assert math.isfinite(r["psnr"]) and r["psnr"] > 5 and r["reference_psnr"] is None
         assert r["coverage"] is None and r["bounds_note"] == "bounds disabled"
     meta = json.loads((out / "metrics.json").read_text())["meta"]
     assert meta["title"] == "tomolearn demo: toy-deblur"
@@ -51,7 +51,7 @@ def test_run_demo_flags_a_task_unlike_the_calibration(tmp_path):
                       families=["ellipses"], calibration_n=19, progress=False)
     (row,) = result["results"]
     assert row["task"] == "ct" and row["task_spec"]["n_angles"] == 10
-    assert row["flagged"] == 1.0 and row["dival_psnr"] is None
+    assert row["flagged"] == 1.0 and row["reference_psnr"] is None
     assert all(c["bounds"]["fbp"]["flagged"] for c in result["cases"])
     assert result["meta"]["bounds"]["calibration"]["task"]["n_angles"] == 30
     assert "n_angles=10" in result["meta"]["description"]

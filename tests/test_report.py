@@ -17,10 +17,10 @@ torch.set_num_threads(1)
 def _rows():
     return [
         {"method": "fbp", "dataset": "toy/test", "n": 2, "psnr": 20.5, "psnr_std": 1.0, "ssim": 0.61,
-         "ssim_std": 0.02, "seconds_per_image": 0.004, "dival_psnr": 24.22, "dival_ssim": 0.598,
+         "ssim_std": 0.02, "seconds_per_image": 0.004, "reference_psnr": 24.22, "reference_ssim": 0.598, "reference_source": "DIVal",
          "extra": "kept"},
         {"method": "tv", "dataset": "toy/test", "n": 2, "psnr": 25.0, "psnr_std": 0.5, "ssim": 0.8,
-         "ssim_std": 0.01, "seconds_per_image": 0.5, "dival_psnr": None, "dival_ssim": None},
+         "ssim_std": 0.01, "seconds_per_image": 0.5, "reference_psnr": None, "reference_ssim": None},
     ]
 
 
@@ -129,7 +129,7 @@ def test_a_study_report_with_figures_only(tmp_path):
 
 
 def test_format_table_without_reference_columns():
-    rows = [{k: v for k, v in r.items() if not k.startswith("dival")} for r in _rows()]
+    rows = [{k: v for k, v in r.items() if not k.startswith("reference")} for r in _rows()]
     table = format_table(rows)
     assert "DIVal" not in table and "25.00 ± 0.50" in table and "500.0 ms" in table
 
@@ -147,7 +147,7 @@ def test_run_demo_end_to_end(tmp_path):
     for r in rows:
         assert r["n"] == 1 and r["psnr_std"] == 0.0 and r["seconds_per_image"] > 0
         assert 8 < r["psnr"] < 40 and 0 < r["ssim"] < 1
-        assert r["dival_psnr"] is None  # 8 angles is not DIVal's setting
+        assert r["reference_psnr"] is None  # 8 angles is not DIVal's setting
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["results"] == rows and doc["table"] == result["table"]
     assert "fbp" in result["table"] and "rectangles/test" in result["table"]

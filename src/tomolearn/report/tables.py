@@ -2,7 +2,8 @@
 
 Rows follow DESIGN.md's JSON (``method, dataset, n, psnr, psnr_std, ssim,
 ssim_std, seconds_per_image`` plus optional keys: DIVal's published
-figures, a generalisation study's PSNR drop, conformal bounds).
+figures (``reference_psnr``, ``reference_ssim``, ``reference_source``), a generalisation
+study's ΔPSNR, conformal bounds).
 """
 
 from __future__ import annotations
@@ -14,23 +15,30 @@ from .values import _check_rows, _e, _fmt, _fmt_seconds, _num
 
 
 def _has_reference(rows) -> bool:
-    return any(_num(r.get("dival_psnr")) is not None or _num(r.get("dival_ssim")) is not None
-               for r in rows)
+    return any(_num(r.get("reference_psnr")) is not None or
+               _num(r.get("reference_ssim")) is not None for r in rows)
+
+
+def _reference_source(rows) -> str:
+    """Whose published figures the reference columns hold (e.g. "DIVal")."""
+    return next((str(r["reference_source"]) for r in rows if r.get("reference_source")),
+                "published")
 
 
 def format_table(rows: Sequence[dict]) -> str:
     """Plain-text table of metric rows for a terminal.
 
     Columns: method, dataset, n, PSNR (dB) ± std, SSIM ± std, time per image,
-    and DIVal's published PSNR/SSIM when any row carries ``dival_psnr`` /
-    ``dival_ssim``.
+    and the published PSNR/SSIM when any row carries ``reference_psnr`` /
+    ``reference_ssim`` (headed by their ``reference_source``, e.g. "DIVal").
     """
     rows = _check_rows(list(rows))
     ref = _has_reference(rows)
     wm = max([6] + [len(str(r["method"])) for r in rows]) + 2
     wd = max([7] + [len(str(r["dataset"])) for r in rows]) + 2
     head = (f"{'method':<{wm}}{'dataset':<{wd}}{'n':>4}{'PSNR dB':>16}{'SSIM':>16}{'time/img':>11}"
-            + (f"{'DIVal PSNR':>12}{'DIVal SSIM':>12}" if ref else ""))
+            + (f"{_reference_source(rows) + ' PSNR':>12}{_reference_source(rows) + ' SSIM':>12}"
+               if ref else ""))
     lines = [head, "-" * len(head)]
     for r in rows:
         line = (f"{str(r['method']):<{wm}}{str(r['dataset']):<{wd}}{int(r['n']):>4}"
@@ -38,7 +46,8 @@ def format_table(rows: Sequence[dict]) -> str:
                 f"{_fmt(r['ssim'], '.3f') + ' ± ' + _fmt(r['ssim_std'], '.3f'):>16}"
                 f"{_fmt_seconds(r['seconds_per_image']):>11}")
         if ref:
-            line += f"{_fmt(r.get('dival_psnr'), '.2f'):>12}{_fmt(r.get('dival_ssim'), '.3f'):>12}"
+            line += (f"{_fmt(r.get('reference_psnr'), '.2f'):>12}"
+                     f"{_fmt(r.get('reference_ssim'), '.3f'):>12}")
         lines.append(line)
     return "\n".join(lines)
 
@@ -83,8 +92,8 @@ def _metrics_table_html(rows: List[dict]) -> str:
         if gaps:
             cells.append(f"<td>{_fmt(r.get('psnr_delta'), '+.2f')}</td>")
         if ref:
-            cells += [f"<td class='ref'>{_fmt(r.get('dival_psnr'), '.2f')}</td>",
-                      f"<td class='ref'>{_fmt(r.get('dival_ssim'), '.3f')}</td>"]
+            cells += [f"<td class='ref'>{_fmt(r.get('reference_psnr'), '.2f')}</td>",
+                      f"<td class='ref'>{_fmt(r.get('reference_ssim'), '.3f')}</td>"]
         return cells
 
     def bound_cells(r):
@@ -99,7 +108,8 @@ def _metrics_table_html(rows: List[dict]) -> str:
 
     html = table("<th>PSNR (dB)</th><th>SSIM</th><th>time / image</th>"
                  + ("<th>ΔPSNR (dB)</th>" if gaps else "")
-                 + ("<th>DIVal PSNR</th><th>DIVal SSIM</th>" if ref else ""), quality)
+                 + (f"<th>{_e(_reference_source(rows))} PSNR</th><th>{_e(_reference_source(rows))} "
+                    "SSIM</th>" if ref else ""), quality)
     note = ("PSNR and SSIM use the DIVal convention (data range = max − min of each ground truth); "
             "± is the standard deviation over the n images; bold marks the best PSNR per dataset.")
     if gaps:
@@ -107,8 +117,9 @@ def _metrics_table_html(rows: List[dict]) -> str:
                  "(negative: worse under the shift; every Δ tomolearn prints is row minus "
                  "reference).")
     if ref:
-        note += (" DIVal columns: published results on the standard ellipses benchmark "
-                 "(30 angles, 2.5 % noise, full test split), shown for orientation only.")
+        note += (f" {_reference_source(rows)} columns: published results for the task's "
+                 "standard setting (for CT ellipses, DIVal's: 30 angles, 2.5 % noise, full test "
+                 "split), shown for orientation only.")
     html += f"<p class='note'>{_e(note)}</p>"
     if bounds:
         alpha = next((r["alpha"] for r in rows if _num(r.get("alpha")) is not None), None)

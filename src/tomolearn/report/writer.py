@@ -44,7 +44,7 @@ def write_report(out_dir, cases: List[dict], rows: List[dict], meta: dict, *,
     rows : list of dict
         Metric rows, DESIGN.md's JSON: ``method, dataset, n, psnr (dB),
         psnr_std, ssim, ssim_std, seconds_per_image`` plus any extra keys
-        (``dival_psnr`` / ``dival_ssim`` add reference columns).
+        (``reference_psnr`` / ``reference_ssim`` / ``reference_source`` add reference columns).
     meta : dict
         Free-form, JSON-serialisable; used keys: ``title``, ``description``,
         ``settings`` (dict, shown as a table), ``command`` (str, shown in the

@@ -33,7 +33,7 @@ from ..uq import split_scale
 from ..weights import available
 from .demo_bounds import (_calibrate_bounds, _calibration_summary, _image_bounds,
                           _with_uncertainty, format_bounds_table)
-from .quality import references
+from .quality import reference_columns
 
 __all__ = ["run_demo", "default_methods", "format_bounds_table", "DEFAULT_FAMILIES", "NO_BOUNDS"]
 
@@ -271,16 +271,14 @@ def _rows(s: dict, scores: dict, calibration: dict) -> list:
     """One metrics row per family x method (see :func:`run_demo`)."""
     t, rows = s["task"], []
     for family in s["families"]:
-        refs = references(t, family)
         for m in s["methods"]:
             e, info = scores[(family, m)], method(m)
-            ref = refs.get(m, (None, None))
             row = {
                 "method": m, "dataset": f"{family}/test", "n": s["n_images"],
                 "psnr": float(np.mean(e["psnr"])), "psnr_std": _std(e["psnr"]),
                 "ssim": float(np.mean(e["ssim"])), "ssim_std": _std(e["ssim"]),
                 "seconds_per_image": float(np.mean(e["seconds"])),
-                "dival_psnr": ref[0], "dival_ssim": ref[1],
+                **reference_columns(t, family, m),
                 "task": t.kind, "family": family, "task_spec": t.spec(),
                 "params": info.params_for(t),
             }
@@ -445,7 +443,8 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
         What ``metrics.json`` holds: ``results`` (one row per family x method: ``method,
         dataset ("<family>/test"), n, psnr (dB), psnr_std, ssim, ssim_std,
         seconds_per_image`` plus ``task`` (the kind), ``family``, ``task_spec``, ``params``,
-        ``weights`` (learned methods), the published ``dival_psnr``/``dival_ssim`` where
+        ``weights`` (learned methods), the published ``reference_psnr``/``reference_ssim``/
+        ``reference_source`` where
         :func:`tomolearn.studies.quality.references` has them (else None), and the bound
         columns ``alpha, coverage, interval_width, rmse_bound, bound_coverage, flagged,
         calibration_n, scale, uncertainty_error_correlation`` -- all None, with a
