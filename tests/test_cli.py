@@ -40,6 +40,7 @@ def ellipses_sinogram(index=0):
     return y.numpy(), x.numpy()
 
 
+@pytest.mark.slow
 def test_info_reports_versions_devices_threads_and_backends(tmp_path):
     out = tmp_path / "info.json"
     proc = run("info", "--json", str(out))
@@ -51,6 +52,7 @@ def test_info_reports_versions_devices_threads_and_backends(tmp_path):
     assert info["torch_threads"] >= 1
 
 
+@pytest.mark.slow
 def test_benchmark_operators_json_fields(tmp_path):
     out = tmp_path / "ops.json"
     proc = run("benchmark", "operators", "--geometries", "ellipses", "--batches", "1,4",
@@ -64,6 +66,7 @@ def test_benchmark_operators_json_fields(tmp_path):
     assert "ratio" in proc.stdout
 
 
+@pytest.mark.slow
 def test_benchmark_ellipses_json_rows(tmp_path):
     out = tmp_path / "ell.json"
     proc = run("benchmark", "ellipses", "--methods", "fbp", "--n", "6", "--json", str(out))
@@ -74,6 +77,7 @@ def test_benchmark_ellipses_json_rows(tmp_path):
     assert "DIVal" in proc.stdout
 
 
+@pytest.mark.slow
 def test_benchmark_learned_json_rows(tmp_path):
     out = tmp_path / "speed.json"
     proc = run("benchmark", "learned", "--methods", "lgd", "--batches", "2", "--repeats", "1",
@@ -100,6 +104,7 @@ def main_in_process(args, capsys):
     return status, out, err
 
 
+@pytest.mark.slow
 def test_help_of_every_verb_has_examples(capsys):
     assert "examples:" in run("--help").stdout
     for verb in (["info"], ["demo"], ["data", "generate"], ["train"], ["reconstruct"],
@@ -109,6 +114,7 @@ def test_help_of_every_verb_has_examples(capsys):
 
 
 # -- demo ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_demo_writes_report_with_bounds_and_refuses_a_non_empty_folder(tmp_path):
     out, js = tmp_path / "report", tmp_path / "demo.json"
     proc = run("demo", "--out", out, "--n-images", "1", "--methods", "fbp,tv",
@@ -144,6 +150,7 @@ def test_demo_writes_report_with_bounds_and_refuses_a_non_empty_folder(tmp_path)
     assert_one_line_error(again, "not empty; pass --overwrite")
 
 
+@pytest.mark.slow
 def test_demo_flags_data_unlike_the_calibration(tmp_path):
     """Bounds are calibrated under the standard spec: 10 angles are out of distribution."""
     out = tmp_path / "r"
@@ -154,6 +161,7 @@ def test_demo_flags_data_unlike_the_calibration(tmp_path):
     assert row["flagged"] == 1.0 and row["reference_psnr"] is None
 
 
+@pytest.mark.slow
 def test_demo_without_bounds(tmp_path):
     out = tmp_path / "r"
     run("demo", "--out", out, "--n-images", "1", "--methods", "fbp", "--families", "rectangles",
@@ -164,6 +172,7 @@ def test_demo_without_bounds(tmp_path):
 
 
 # -- reconstruct --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_reconstruct_npy_sinogram_matches_the_library(tmp_path):
     import torch
 
@@ -189,6 +198,7 @@ def test_reconstruct_npy_sinogram_matches_the_library(tmp_path):
         "--out", tmp_path / "rec.npy", "--overwrite")
 
 
+@pytest.mark.slow
 def test_reconstruct_npz_and_hdf5_report_psnr_against_their_ground_truth(tmp_path):
     y, x = ellipses_sinogram()
     np.savez(tmp_path / "s.npz", sinogram=y[0], ground_truth=x[0])
@@ -202,6 +212,7 @@ def test_reconstruct_npz_and_hdf5_report_psnr_against_their_ground_truth(tmp_pat
     assert "sample 1 of 2" in proc.stdout and "PSNR" in proc.stdout
 
 
+@pytest.mark.slow
 def test_reconstruct_from_a_png_image(tmp_path):
     from matplotlib.image import imsave
     from PIL import Image
@@ -219,6 +230,7 @@ def test_reconstruct_from_a_png_image(tmp_path):
     assert not (tmp_path / "out" / "rec.dcm").exists()
 
 
+@pytest.mark.slow
 def test_reconstruct_from_dicom_writes_a_derived_dicom(tmp_path):
     import pydicom
     from pydicom.data import get_testdata_file
@@ -250,6 +262,7 @@ def test_reconstruct_from_dicom_writes_a_derived_dicom(tmp_path):
     np.testing.assert_allclose(hu_to_mu(hu)[inside], mu[inside], rtol=0.01, atol=0.05)
 
 
+@pytest.mark.slow
 def test_reconstruct_with_a_learned_method_and_a_geometry_it_cannot_handle(tmp_path):
     y, _ = ellipses_sinogram()
     np.save(tmp_path / "sino.npy", y[0])
@@ -262,6 +275,7 @@ def test_reconstruct_with_a_learned_method_and_a_geometry_it_cannot_handle(tmp_p
     assert not (tmp_path / "small.npy").exists()
 
 
+@pytest.mark.slow
 def test_reconstruct_with_lpd(tmp_path):
     y, x = ellipses_sinogram()
     np.savez(tmp_path / "s.npz", sinogram=y, ground_truth=x)
@@ -285,6 +299,7 @@ def test_learned_method_without_weights_is_a_one_line_error(tmp_path, monkeypatc
 
 
 # -- evaluate -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_evaluate_under_a_shift_writes_rows_with_shift_alpha_coverage(tmp_path):
     js, md, plot = tmp_path / "e.json", tmp_path / "e.md", tmp_path / "e.png"
     proc = run("evaluate", "--methods", "fbp", "--shift", "noise-10%", "--n", "4",
@@ -312,6 +327,7 @@ def test_evaluate_under_a_shift_writes_rows_with_shift_alpha_coverage(tmp_path):
     assert [r["psnr"] for r in saved] == [r["psnr"] for r in rows]
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_non_empty_report_directory_before_any_work(tmp_path):
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "keep.txt").write_text("user data")
@@ -322,6 +338,7 @@ def test_evaluate_refuses_a_non_empty_report_directory_before_any_work(tmp_path)
     assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_evaluate_in_distribution_only_by_default(tmp_path):
     js = tmp_path / "e.json"
     run("evaluate", "--methods", "fbp", "--n", "2", "--calibration-n", "4", "--alpha", "0.25",
@@ -330,6 +347,7 @@ def test_evaluate_in_distribution_only_by_default(tmp_path):
     assert row["shift"] == "none" and row["dataset"] == "ellipses/test"
 
 
+@pytest.mark.slow
 def test_evaluate_a_shipped_model_under_a_geometry_shift(tmp_path):
     js = tmp_path / "e.json"
     run("evaluate", "--model", "lpd-ellipses", "--shift", "angles-20", "--n", "2",
@@ -339,6 +357,7 @@ def test_evaluate_a_shipped_model_under_a_geometry_shift(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_evaluate_the_shipped_ensemble_calibrates_on_its_spread(tmp_path):
     js = tmp_path / "e.json"
     proc = run("evaluate", "--model", "lpd-ensemble", "--shift", "noise-10%", "--n", "3",
@@ -417,6 +436,7 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path, monkeypatch, capsys, ar
     (["evaluate", "--methods", "fbp", "--shift", "angles-7"], "unknown shift 'angles-7'"),
     (["evaluate"], "one of the arguments --model --methods is required"),
 ])
+@pytest.mark.slow
 def test_bad_input_from_a_real_process(tmp_path, args, message):
     np.save(tmp_path / "sino.npy", np.ones((30, 183), np.float32))
     proc = run(*[a.replace("{tmp}", str(tmp_path)) for a in args], check=False, cwd=tmp_path)

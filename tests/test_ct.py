@@ -253,6 +253,7 @@ def _interior(image, n, radius):
     return image[(xx ** 2 + yy ** 2) < (radius - 4) ** 2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pixel_size", [1.0, 0.25])
 def test_parallel_fbp_reproduces_values(pixel_size):
     n = 128
@@ -266,6 +267,7 @@ def test_parallel_fbp_reproduces_values(pixel_size):
     assert np.abs(rec[_disc(n, 60) == 0]).mean() < 0.01  # background stays ~0
 
 
+@pytest.mark.slow
 def test_parallel_fbp_agrees_with_astra_fbp():
     n = 128
     g = ParallelBeam2D(n_angles=360, n_detectors=200)
@@ -291,6 +293,7 @@ def test_parallel_fbp_agrees_with_astra_fbp():
     assert _rel(ours, sl.numpy()) < 1.1 * _rel(ref, sl.numpy())  # and as accurate
 
 
+@pytest.mark.slow
 def test_fan_fbp_reproduces_values():
     n = 128
     g = FanBeam2D(n_angles=360, n_detectors=300, source_radius=300.0, detector_radius=200.0,

@@ -82,6 +82,7 @@ def test_spec_is_carried_and_checked():
     assert SimulationSpec.from_dict(SimulationSpec().to_dict()) == SimulationSpec()
 
 
+@pytest.mark.slow
 def test_shifts_change_what_they_say():
     base = SimulationSpec()
     assert shifted_spec(base, "angles-20").n_angles == 20
@@ -228,6 +229,7 @@ def test_hdf5_resume_after_interruption_is_bit_identical(tmp_path):
             assert np.array_equal(a[name][:], b[name][:])
 
 
+@pytest.mark.slow
 def test_cli_generate_killed_and_rerun_equals_uninterrupted(tmp_path):
     cmd = [sys.executable, "-m", "tomolearn.cli", "data", "generate", "ellipses", "--split", "test",
            "--n", "96", "--batch-size", "4", "--quiet"]

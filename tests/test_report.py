@@ -137,6 +137,7 @@ def test_format_table_without_reference_columns():
 EIGHT_ANGLES = tl.task("ct").updated({"n_angles": 8})
 
 
+@pytest.mark.slow
 def test_run_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     result = run_demo(out, n_images=1, task=EIGHT_ANGLES, methods=("fbp",),
@@ -168,6 +169,7 @@ def test_run_demo_rejects_unknown_method_before_work(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed")
 def test_render_png(report_dir, tmp_path):
     from matplotlib.image import imread

@@ -94,6 +94,7 @@ def test_unknown_shift_is_named():
                                       calibration_n=2)
 
 
+@pytest.mark.slow
 def test_the_study_runs_registered_methods_on_another_task():
     rep = studies.generalisation_report(["tv"], ["more-blur", "shepp-logan"], n=12,
                                         calibration_n=20, alpha=0.2, task="toy-deblur")

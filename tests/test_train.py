@@ -160,6 +160,7 @@ def test_resume_in_process_is_bit_exact(tmp_path):
     assert [r.split(",")[0] for r in rows[1:]] == [str(s) for s in range(1, 9)]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     """Kill the CLI mid-run with SIGKILL, resume it, compare weights with an uninterrupted run."""
     import yaml
@@ -189,6 +190,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
 
 
 
+@pytest.mark.slow
 def test_cli_set_overrides_the_configuration(tmp_path):
     import yaml
 
@@ -333,6 +335,7 @@ def test_members_name_1_2_load_as_a_deep_ensemble(tmp_path, monkeypatch):
         tl.load("tiny")
 
 
+@pytest.mark.slow
 def test_shipped_deep_ensemble_of_independent_lpd_members():
     from tomolearn import uq
     from tomolearn.learned import DeepEnsemble, LearnedPrimalDual
@@ -391,6 +394,7 @@ def test_shipped_weights_load_and_check_geometry(name):
 
 
 # -- data-parallel -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_single_process(tmp_path):
     """DDP on 2 CPU processes (gloo) with global batch 4 == 1 process with batch 4."""
     import yaml

@@ -43,6 +43,7 @@ class _Payload:
         return (Path.write_text, (Path(self.marker), "code ran"))
 
 
+@pytest.mark.slow
 def test_a_crafted_checkpoint_does_not_run_code(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -123,6 +124,7 @@ def test_malformed_cards_are_named(tmp_path, card, message):
 
 
 # -- one writer per output -------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_lock_refuses_a_second_holder_and_is_released(tmp_path):
     lock = tmp_path / "out.lock"
     with exclusive_lock(lock, "the thing"):
@@ -137,6 +139,7 @@ def test_the_lock_refuses_a_second_holder_and_is_released(tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_two_generators_on_one_output_one_refused_file_intact(tmp_path):
     out = tmp_path / "d.h5"
     args = ["data", "generate", "ellipses", "--split", "test", "--n", "600", "--batch-size", "8",
@@ -175,6 +178,7 @@ def test_two_trainings_in_one_run_directory(tmp_path):
     ["info"],
     ["benchmark", "operators", "--geometries", "ellipses", "--batches", "1", "--repeats", "1"],
 ])
+@pytest.mark.slow
 def test_json_outputs_are_not_replaced_without_overwrite(tmp_path, args):
     target = tmp_path / "out.json"
     target.write_text("precious")
@@ -186,6 +190,7 @@ def test_json_outputs_are_not_replaced_without_overwrite(tmp_path, args):
     assert "results" in json.loads(target.read_text()) or "tomolearn" in target.read_text()
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_existing_markdown_and_plot_before_work(tmp_path):
     for flag, name in (("--markdown", "t.md"), ("--plot", "p.png"), ("--json", "r.json")):
         target = tmp_path / name
@@ -204,6 +209,7 @@ def test_evaluate_refuses_existing_markdown_and_plot_before_work(tmp_path):
     ["demo", "--out", "{missing}/report"],
     ["evaluate", "--methods", "fbp", "--plot", "{missing}/p.png"],
 ])
+@pytest.mark.slow
 def test_missing_folders_are_refused_unless_parents(tmp_path, args):
     missing = tmp_path / "no" / "such"
     proc = cli(*[a.format(missing=missing) for a in args])
@@ -211,6 +217,7 @@ def test_missing_folders_are_refused_unless_parents(tmp_path, args):
     assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.slow
 def test_parents_creates_the_folders(tmp_path):
     target = tmp_path / "a" / "b" / "x.h5"
     proc = cli("data", "generate", "ellipses", "--split", "test", "--n", "2", "--out", target,
@@ -228,6 +235,7 @@ def test_parents_creates_the_folders(tmp_path):
     (["benchmark", "ct", "--task-set", "n_angels=3"], "task 'ct' has no field 'n_angels'"),
     (["benchmark", "nowhere"], "unknown benchmark 'nowhere'"),
 ])
+@pytest.mark.slow
 def test_bad_options_are_one_line_errors(args, message):
     proc = cli(*args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
@@ -243,6 +251,7 @@ def test_bad_options_are_one_line_errors(args, message):
     (["reconstruct", "--input", "x.png", "--method", "fbp", "--angles", "100000000", "--out",
       "r.npy"], "reconstruct needs about"),
 ])
+@pytest.mark.slow
 def test_jobs_that_cannot_fit_are_refused_at_once_with_the_estimate(tmp_path, args, message):
     t0 = time.perf_counter()
     proc = cli(*args, cwd=tmp_path)
@@ -251,6 +260,7 @@ def test_jobs_that_cannot_fit_are_refused_at_once_with_the_estimate(tmp_path, ar
     assert time.perf_counter() - t0 < 60 and list(tmp_path.iterdir()) == []  # nothing built
 
 
+@pytest.mark.slow
 def test_a_reconstruction_that_is_not_finite_is_refused_and_not_written(tmp_path):
     import numpy as np
     np.save(tmp_path / "big.npy", np.full((30, 183), 1e38, np.float32))
@@ -275,12 +285,14 @@ def test_long_steps_say_they_are_still_running():
     assert quiet.getvalue() == ""
 
 
+@pytest.mark.slow
 def test_version():
     proc = cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"tomolearn {tl.__version__}"
 
 
 # -- speed beside other jobs ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_passive_openmp_waiting_unless_the_user_chose():
     code = "import os, tomolearn; print(os.environ.get('OMP_WAIT_POLICY'))"
     env = {k: v for k, v in ENV.items() if k != "OMP_WAIT_POLICY"}
@@ -291,6 +303,7 @@ def test_passive_openmp_waiting_unless_the_user_chose():
     assert out.stdout.strip() == "ACTIVE"
 
 
+@pytest.mark.slow
 def test_contention_benchmark_reports_both_slowdowns(tmp_path):
     pytest.importorskip("astra")
     proc = cli("benchmark", "contention", "--competitors", "1", "--repeats", "3",
