@@ -16,16 +16,12 @@ import torch
 import tomolearn as tl
 from tomolearn import train as T
 from tomolearn.weights import WeightsError, build_model, load_weights, save_weights
+from tiny_config import tiny_config as _shared_tiny_config
 
 torch.set_num_threads(1)
 
-TINY = {
-    "model": {"name": "lgd", "params": {"n_iter": 2, "channels": 4}},
-    "data": {"simulation": {"image_size": 24, "n_angles": 6, "n_detectors": 35, "fine_size": 48},
-             "train_size": 32, "validation_size": 4},
-    "train": {"steps": 8, "batch_size": 4, "lr": 3e-3, "val_every": 4, "checkpoint_every": 2,
-              "log_every": 1, "warmup_steps": 2, "seed": 3, "tensorboard": False},
-}
+TINY = _shared_tiny_config(train_size=32, validation_size=4, steps=8, val_every=4,
+                           checkpoint_every=2, warmup_steps=2)
 
 
 def tiny_config(**train):

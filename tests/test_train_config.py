@@ -12,16 +12,11 @@ from tomolearn import train as T
 from tomolearn.cli import main
 from tomolearn.registry import build_method, task
 from tomolearn.weights import build_model
+from tiny_config import tiny_config
 
 torch.set_num_threads(1)
 
-TINY = {
-    "model": {"name": "lgd", "params": {"n_iter": 2, "channels": 4}},
-    "data": {"simulation": {"image_size": 24, "n_angles": 6, "n_detectors": 35, "fine_size": 48},
-             "train_size": 8, "validation_size": 2},
-    "train": {"steps": 2, "batch_size": 4, "lr": 3e-3, "val_every": 2, "checkpoint_every": 1,
-              "log_every": 1, "seed": 3, "tensorboard": False},
-}
+TINY = tiny_config()
 
 
 def tiny(**train):

@@ -16,14 +16,9 @@ import tomolearn as tl
 from tomolearn import train as T
 from tomolearn.files import LockedError, exclusive_lock
 from tomolearn.weights import SHIPPED, WeightsError
+from tiny_config import tiny_config
 
-TINY = {
-    "model": {"name": "lgd", "params": {"n_iter": 2, "channels": 4}},
-    "data": {"simulation": {"image_size": 24, "n_angles": 6, "n_detectors": 35, "fine_size": 48},
-             "train_size": 32, "validation_size": 4},
-    "train": {"steps": 2, "batch_size": 4, "lr": 3e-3, "val_every": 2, "checkpoint_every": 1,
-              "log_every": 1, "warmup_steps": 1, "seed": 3, "tensorboard": False},
-}
+TINY = tiny_config(train_size=32, validation_size=4, warmup_steps=1)
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

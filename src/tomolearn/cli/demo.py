@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..studies.demo import DEFAULT_FAMILIES, default_methods, run_demo
 from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
-                      add_task_options, check_memory, check_out_dir, check_out_file, csv_list,
+                      add_task_options, check_memory, check_out_dir, check_simulation_flags, check_out_file, csv_list,
                       note_unflaggable, task_from_args, wrap, write_json)
 
 #: The shorthand flags of ``--task-set`` fields.
@@ -66,12 +66,7 @@ def run(args) -> int:
     report."""
     if args.n_images < 1:
         raise UsageError(f"--n-images must be at least 1, got {args.n_images}")
-    if args.noise is not None and not 0 <= args.noise < 1:
-        raise UsageError(f"--noise must be a relative level in [0, 1), got {args.noise}")
-    if args.angles is not None and args.angles < 1:
-        raise UsageError(f"--angles must be at least 1, got {args.angles}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    check_simulation_flags(args)
     if not 0 < args.alpha < 1:
         raise UsageError(f"--alpha must lie strictly between 0 and 1, got {args.alpha}")
     if not 2 <= args.calibration_n <= 3200:

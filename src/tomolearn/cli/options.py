@@ -209,6 +209,17 @@ def check_device(value: str, flag: str = "--device") -> str:
     return value
 
 
+def check_simulation_flags(args) -> None:
+    """The shorthand simulation flags ``--angles`` (>= 1), ``--noise`` (relative, in [0, 1))
+    and ``--seed`` (>= 0), where given."""
+    if getattr(args, "angles", None) is not None and args.angles < 1:
+        raise UsageError(f"--angles must be at least 1, got {args.angles}")
+    if getattr(args, "noise", None) is not None and not 0 <= args.noise < 1:
+        raise UsageError(f"--noise must be a relative level in [0, 1), got {args.noise}")
+    if getattr(args, "seed", None) is not None and args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+
+
 def add_force_flag(p: argparse.ArgumentParser) -> None:
     """``--force``: run even when the pre-flight estimate says the job will not fit."""
     p.add_argument("--force", action="store_true",

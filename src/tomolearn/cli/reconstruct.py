@@ -26,7 +26,7 @@ from ..registry import build_method, method, methods
 from ..weights import WeightsError, available, load, load_weights
 from ..modalities.ct import SimulationSpec
 from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
-                      check_finite, check_memory, check_out_file, still_running, wrap,
+                      check_finite, check_memory, check_out_file, check_simulation_flags, still_running, wrap,
                       write_json)
 
 RECONSTRUCT_NOTES = """\
@@ -196,12 +196,7 @@ def _reconstructor(name: str, weights, inp, op):
 def _check_args(args) -> None:
     if args.image_size is not None and not 8 <= args.image_size <= 4096:
         raise UsageError(f"--image-size must be in [8, 4096], got {args.image_size}")
-    if args.angles is not None and args.angles < 1:
-        raise UsageError(f"--angles must be at least 1, got {args.angles}")
-    if args.noise is not None and not 0 <= args.noise < 1:
-        raise UsageError(f"--noise must be a relative level in [0, 1), got {args.noise}")
-    if args.seed is not None and args.seed < 0:
-        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    check_simulation_flags(args)
     if args.index < 0:
         raise UsageError(f"--index must be non-negative, got {args.index}")
     # pre-flight before reading: an image input is simulated at --angles on a fine grid
