@@ -70,12 +70,13 @@ def check_device(name) -> torch.device:
     have = available_devices()
     try:
         device = torch.device(name)
-    except (RuntimeError, TypeError) as e:
-        raise ValueError(f"{name!r} is not a torch device ({e}); this machine has "
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name!r} is not a torch device; this machine has "
                          f"{', '.join(have)}") from None
     ok = device.type == "cpu" or \
         (device.type == "cuda" and f"cuda:{device.index or 0}" in have) or \
         (device.type == "mps" and "mps" in have)
     if not ok:
-        raise ValueError(f"device {name!r} does not exist here; this machine has {', '.join(have)}")
+        kind = "CUDA device" if device.type == "cuda" else "device"
+        raise ValueError(f"{name!r}: no such {kind} here; this machine has {', '.join(have)}")
     return device

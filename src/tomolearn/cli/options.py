@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from ..files import atomic_write_bytes
+from ..hardware import check_device as check_torch_device
 from ..registry import task
 from ..resources import (ResourceError, available_memory_bytes, check_fits,
                          free_disk_bytes)
@@ -193,19 +194,10 @@ def task_from_args(args, shorthands: Optional[dict] = None):
 def check_device(value: str, flag: str = "--device") -> str:
     """``value`` if it names a torch device that exists here, else :class:`UsageError` naming
     the flag and the devices that do (e.g. ``--device cuda:7`` on a machine with one GPU)."""
-    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     try:
-        device = torch.device(value)
-    except (RuntimeError, TypeError):
-        raise UsageError(f"{flag} {value!r} is not a torch device; available here: "
-                         f"{', '.join(available)}") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or
-                                  (device.index or 0) >= torch.cuda.device_count()):
-        raise UsageError(f"{flag} {value}: no such CUDA device here; available: "
-                         f"{', '.join(available)}")
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"{flag} {value}: expected cpu or cuda[:N]; available here: "
-                         f"{', '.join(available)}")
+        check_torch_device(value)
+    except ValueError as e:
+        raise UsageError(f"{flag} {e}") from None
     return value
 
 
