@@ -114,7 +114,7 @@ def test_good_edge_values_are_accepted():
 
 
 def test_a_device_this_machine_lacks_is_refused_naming_those_it_has():
-    with pytest.raises(T.ConfigError, match=r"train\.device: device 'cuda:99' does not exist "
+    with pytest.raises(T.ConfigError, match=r"train\.device: 'cuda:99': no such CUDA device "
                                             r"here; this machine has cpu"):
         T.load_config(tiny(device="cuda:99"))
     with pytest.raises(T.ConfigError, match=r"train\.device: 'gpu' is not a torch device"):
