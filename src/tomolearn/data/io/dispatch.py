@@ -32,15 +32,6 @@ def looks_like_dicom(path: Path) -> bool:
         return False
 
 
-def _is_dicom_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
-
-
 def read_image(path: PathLike, **kwargs) -> torch.Tensor:
     """Read an image file or DICOM series, choosing the reader from the file type.
 
@@ -86,7 +77,7 @@ def read_image(path: PathLike, **kwargs) -> torch.Tensor:
         return read_array(path, **kwargs)
     if name.endswith((".tif", ".tiff")):
         return read_tiff(path, **kwargs)
-    if name.endswith((".dcm", ".dicom", ".ima")) or _is_dicom_file(path):
+    if looks_like_dicom(path):
         return read_dicom(path, **kwargs)
     raise ValueError(
         f"{path}: unknown image file type ({file_type(path) or 'no suffix'!r}, no DICOM "
