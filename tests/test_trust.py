@@ -299,6 +299,16 @@ def test_passive_openmp_waiting_unless_the_user_chose():
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_threads_follow_the_cpus_the_process_may_use():
+    code = "import tomolearn, torch; print(torch.get_num_threads())"
+    env = {k: v for k, v in ENV.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
+    assert out.stdout.strip() == "1", out.stderr
+
+
 def test_contention_benchmark_reports_both_slowdowns(tmp_path):
     pytest.importorskip("astra")
     proc = cli("benchmark", "contention", "--competitors", "1", "--repeats", "3",

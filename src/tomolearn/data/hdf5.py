@@ -112,7 +112,7 @@ def _generate_locked(dataset, path: Path, overwrite: bool, batch_size: int, prog
             if not overwrite:
                 raise SpecMismatchError(
                     f"{partial} is a partial run of a different spec (differing fields: "
-                    f"{', '.join(diffs)}); pass overwrite=True to discard it")
+                    f"{', '.join(diffs)}); pass --overwrite (overwrite=True) to discard it")
         else:
             n_done = int(state["n_done"])
     f = None
