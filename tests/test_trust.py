@@ -281,6 +281,16 @@ def test_long_steps_say_they_are_still_running():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("verb", ["evaluate", "benchmark", "demo", "reconstruct"])
+def test_help_lists_every_registered_method(verb, capsys):
+    from tomolearn.cli import main
+    with pytest.raises(SystemExit):
+        main([verb, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in tl.methods("ct") + (tl.methods() if verb != "reconstruct" else []):
+        assert name in text, (verb, name)
+
+
 def test_version():
     proc = cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"tomolearn {tl.__version__}"

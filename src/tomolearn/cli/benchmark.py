@@ -15,8 +15,8 @@ from ..registry import method, methods, tasks
 from ..studies import (SPEED_ARCHITECTURES, benchmark, format_quality_table, format_speed_table,
                        learned_speed, tv_time_to_converge)
 from .options import (EXAMPLES, UsageError, add_force_flag, add_output_flags, add_task_options,
-                      check_device, check_memory, check_out_file, csv_list, task_from_args,
-                      write_json)
+                      check_device, check_memory, check_out_file, csv_list, methods_by_task,
+                      task_from_args, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -37,7 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="TASK: the image family (default ellipses)")
     p.add_argument("--methods", type=csv_list, default=None,
                    help="quality: comma-separated registered methods (default: the classical "
-                        "ones the task supports); learned: networks (default fbpconvnet,lgd,lpd)")
+                        "ones the task supports; " + methods_by_task() + "); learned: networks "
+                        "(default fbpconvnet,lgd,lpd)")
     p.add_argument("--n", type=int, default=None,
                    help="quality: first N test samples (default the whole split)")
     p.add_argument("--batch-size", type=int, default=50, help="quality: images reconstructed together")

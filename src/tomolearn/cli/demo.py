@@ -9,8 +9,9 @@ from pathlib import Path
 
 from ..studies.demo import DEFAULT_FAMILIES, default_methods, run_demo
 from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
-                      add_task_options, check_memory, check_out_dir, check_simulation_flags, check_out_file, csv_list,
-                      note_unflaggable, task_from_args, wrap, write_json)
+                      add_task_options, check_memory, check_out_dir, check_out_file,
+                      check_simulation_flags, csv_list, methods_by_task, note_unflaggable,
+                      task_from_args, wrap, write_json)
 
 #: The shorthand flags of ``--task-set`` fields.
 SHORTHANDS = {"angles": "n_angles", "noise": "noise.level"}
@@ -41,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "(default: the task's, 0.025 for ct, DIVal's)")
     p.add_argument("--methods", type=csv_list, default=None, metavar="LIST",
                    help="comma-separated methods (default: the classical methods of the task and "
-                        "every learned one whose weights are installed)")
+                        "every learned one whose weights are installed; " + methods_by_task() + ")")
     p.add_argument("--families", type=csv_list, default=list(DEFAULT_FAMILIES), metavar="LIST",
                    help="comma-separated image families (default ellipses,shepp-logan,ct-slice,"
                         "rectangles,lesions)")

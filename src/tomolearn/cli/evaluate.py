@@ -20,7 +20,7 @@ from ..report import software_versions, write_report
 from ..weights import available
 from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
                       add_task_options, check_memory, check_out_dir, check_out_file, csv_list,
-                      note_unflaggable, task_from_args, wrap, write_json)
+                      methods_by_task, note_unflaggable, task_from_args, wrap, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -38,7 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     which.add_argument("--model", metavar="NAME",
                        help="shipped learned weights, e.g. lpd-ellipses (its method is evaluated)")
     which.add_argument("--methods", type=csv_list, metavar="LIST",
-                       help="comma-separated methods, e.g. fbp,tv,lpd")
+                       help="comma-separated registered methods of the task (" + methods_by_task()
+                            + ")")
     add_task_options(p)
     p.add_argument("--dataset", default="ellipses", metavar="FAMILY",
                    help="image family of the training distribution: calibration and "

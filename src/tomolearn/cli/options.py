@@ -24,7 +24,7 @@ import yaml
 
 from ..files import atomic_write_bytes
 from ..hardware import check_device as check_torch_device
-from ..registry import task
+from ..registry import methods, task, tasks
 from ..resources import (ResourceError, available_memory_bytes, check_fits,
                          free_disk_bytes)
 from ..report import check_report_dir
@@ -155,6 +155,11 @@ def one_line(e: BaseException) -> str:
     text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return "; ".join(lines) or type(e).__name__
+
+
+def methods_by_task() -> str:
+    """The registered methods of each task, for ``--help`` texts: ``"ct: fbp, tv, ...; mri: ..."``."""
+    return "; ".join(f"{kind}: {', '.join(methods(kind))}" for kind in tasks())
 
 
 def add_task_options(p: argparse.ArgumentParser, default: str = "ct") -> None:
