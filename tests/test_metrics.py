@@ -181,3 +181,54 @@ def test_shape_and_type_errors():
         psnr(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), data_range=torch.ones(3))
     with pytest.raises(TypeError):
         psnr(a, a, data_range="1")
+
+
+# -- complex images (MRI): magnitudes, fastMRI's data range -------------------------------------
+def _complex_pair(seed=0, shape=(2, 1, 24, 20)):
+    g = torch.Generator().manual_seed(seed)
+    mag = torch.rand(shape, generator=g, dtype=torch.float64)
+    mag[..., :3, :] = 0.0  # a zero background, as the image families have
+    phase = torch.rand(shape, generator=g, dtype=torch.float64) * 2 * math.pi
+    gt = torch.polar(mag, phase)
+    noise = torch.complex(torch.randn(shape, generator=g, dtype=torch.float64),
+                          torch.randn(shape, generator=g, dtype=torch.float64))
+    return gt + 0.05 * noise, gt
+
+
+def test_complex_images_are_scored_on_magnitudes_like_fastmri():
+    x, gt = _complex_pair()
+    sk_psnr = skmetrics.peak_signal_noise_ratio
+    for b in range(x.shape[0]):
+        mx, mg = x[b, 0].abs().numpy(), gt[b, 0].abs().numpy()
+        # fastmri.evaluate.psnr / ssim: maxval = gt.max() of the magnitude target
+        assert float(psnr(x, gt)[b]) == pytest.approx(sk_psnr(mg, mx, data_range=mg.max()),
+                                                      abs=1e-10)
+        assert float(ssim(x, gt)[b]) == pytest.approx(
+            structural_similarity(mg, mx, data_range=mg.max()), abs=1e-7)
+    # the same as scoring the magnitudes with that data range, and phase-blind
+    dr = gt.abs().reshape(2, -1).amax(1)
+    torch.testing.assert_close(psnr(x, gt), psnr(x.abs(), gt.abs(), data_range=dr))
+    torch.testing.assert_close(ssim(x, gt), ssim(x.abs(), gt.abs(), data_range=dr))
+    rot = torch.polar(torch.ones(()), torch.tensor(1.3)).to(torch.complex128)
+    torch.testing.assert_close(psnr(x * rot, gt), psnr(x, gt))
+    # a real magnitude target (fastMRI's RSS targets) or complex64 input works too
+    torch.testing.assert_close(psnr(x, gt.abs()), psnr(x, gt))
+    torch.testing.assert_close(psnr(x.to(torch.complex64), gt.to(torch.complex64)), psnr(x, gt),
+                               rtol=1e-5, atol=1e-4)
+    assert psnr(x, gt).dtype == torch.float64 and psnr(x[0, 0], gt[0, 0]).dim() == 0
+    # with a zero background DIVal's max - min of the magnitudes is the same range; without one
+    # (magnitudes bounded away from 0) max - min is smaller, so the PSNR would be lower
+    torch.testing.assert_close(psnr(x.abs(), gt.abs()), psnr(x, gt))
+    lifted = gt + 0.5 * torch.polar(torch.ones_like(gt.real), gt.angle())
+    assert (psnr(x.abs(), lifted.abs()) < psnr(x, lifted)).all()
+    assert float(psnr(gt, gt)[0]) == math.inf
+
+
+def test_complex_input_keeps_the_real_checks():
+    x, gt = _complex_pair()
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(x, gt[:, :, :-1])
+    with pytest.raises(ValueError, match="data_range"):
+        ssim(x, gt, data_range=0.0)
+    with pytest.raises(TypeError):
+        psnr(torch.ones(8, 8, dtype=torch.int64), gt[0, 0, :8, :8])

@@ -15,6 +15,20 @@ Accepted shapes
 input and a ``(B,)`` tensor for 4-D input. Metric values are computed and
 returned in float64 (float32 on devices without float64, such as MPS).
 
+Complex images (MRI)
+--------------------
+When ``x`` or ``gt`` is complex, both are scored on their magnitudes, as fastMRI
+does [4]_: ``|x|`` is compared with ``|gt|`` (a real image on either side is
+taken by its absolute value), and the default data range is the maximum of the
+target magnitude per image, ``max |gt|`` (fastMRI's ``maxval = gt.max()``, per
+image here rather than per volume).  DIVal's real-image rule ``max - min``
+applied to magnitudes gives the same value whenever the target magnitude
+reaches 0 somewhere (a background, as in every image family of
+:mod:`tomolearn.data`), and a smaller range, hence a lower PSNR, for
+magnitudes that never vanish; the fastMRI rule is used so that numbers compare
+with published MRI results.  The phase is not scored.  Real images are scored
+exactly as before (DIVal's convention).
+
 References
 ----------
 .. [1] Z. Wang, A. C. Bovik, H. R. Sheikh and E. P. Simoncelli, "Image
@@ -23,6 +37,9 @@ References
        :DOI:`10.1109/TIP.2003.819861`
 .. [2] DIVal, ``dival/measure.py``, https://github.com/jleuschn/dival
 .. [3] scikit-image, ``skimage/metrics/_structural_similarity.py``.
+.. [4] J. Zbontar et al., "fastMRI: An open dataset and benchmarks for
+       accelerated MRI", arXiv:1811.08839, 2018; ``fastmri/evaluate.py``
+       (``psnr``, ``ssim`` on magnitude images with ``maxval = gt.max()``).
 """
 
 from __future__ import annotations
@@ -45,12 +62,13 @@ def _work_dtype(device):
 
 
 def _prepare(x, gt):
-    """Validate a pair of images; return 4-D working copies and the batch flag."""
+    """Validate a pair of images; return 4-D working copies, the batch flag and whether they
+    were complex (then the copies are the magnitudes)."""
     for name, t in (("x", x), ("gt", gt)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
-        if not t.dtype.is_floating_point:
-            raise TypeError(f"`{name}` must have a real floating dtype, got {t.dtype}")
+        if not (t.dtype.is_floating_point or t.dtype.is_complex):
+            raise TypeError(f"`{name}` must have a floating or complex dtype, got {t.dtype}")
     if x.shape != gt.shape:
         raise ValueError(
             f"`x` and `gt` must have the same shape, got {tuple(x.shape)} and {tuple(gt.shape)}"
@@ -65,14 +83,20 @@ def _prepare(x, gt):
     batched = x.ndim == 4
     shape4 = (1,) * (4 - x.ndim) + tuple(x.shape)
     dt = _work_dtype(x.device)
-    return x.reshape(shape4).to(dt), gt.reshape(shape4).to(dt), batched
+    magnitude = x.dtype.is_complex or gt.dtype.is_complex
+    if magnitude:  # fastMRI: score |x| against |gt| (module docstring)
+        x, gt = x.abs(), gt.abs()
+    return x.reshape(shape4).to(dt), gt.reshape(shape4).to(dt), batched, magnitude
 
 
-def _data_range(data_range, gt4):
-    """Per-image data range, shape (B,)."""
+def _data_range(data_range, gt4, magnitude=False):
+    """Per-image data range, shape (B,): ``max - min`` (DIVal) or, for magnitudes of complex
+    images, ``max`` (fastMRI)."""
     b = gt4.shape[0]
     if data_range is None:
         flat = gt4.reshape(b, -1)
+        if magnitude:
+            return flat.amax(dim=1)
         return flat.amax(dim=1) - flat.amin(dim=1)
     if isinstance(data_range, torch.Tensor):
         dr = data_range.to(device=gt4.device, dtype=gt4.dtype)
@@ -105,17 +129,19 @@ def psnr(x, gt, data_range=None):
     ``PSNR = 20 log10(data_range) - 10 log10(MSE)``, with
     ``MSE = mean((x - gt)**2)`` over each image (all channels and pixels)
     and ``data_range = max(gt) - min(gt)`` per image unless given. Equals
-    ``dival.measure.PSNR(x, gt)`` for each image.
+    ``dival.measure.PSNR(x, gt)`` for each image.  Complex images are scored on
+    their magnitudes with ``data_range = max |gt|`` (fastMRI's ``psnr``; module
+    docstring).
 
     Parameters
     ----------
     x : torch.Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Reconstruction(s), real floating dtype.
+        Reconstruction(s), real floating or complex dtype.
     gt : torch.Tensor, same shape as `x`
         Ground truth image(s).
     data_range : float or torch.Tensor of shape (B,), optional
         Peak-to-peak range of the signal (> 0). Default: per image
-        ``max(gt) - min(gt)``.
+        ``max(gt) - min(gt)`` (``max |gt|`` for complex images).
 
     Returns
     -------
@@ -127,13 +153,13 @@ def psnr(x, gt, data_range=None):
     Raises
     ------
     TypeError
-        If the inputs are not floating torch tensors.
+        If the inputs are not floating or complex torch tensors.
     ValueError
         If the shapes differ or are not 2-, 3- or 4-D, the devices differ,
         or a given `data_range` is not positive and finite.
     """
-    x4, gt4, batched = _prepare(x, gt)
-    dr = _data_range(data_range, gt4)
+    x4, gt4, batched, magnitude = _prepare(x, gt)
+    dr = _data_range(data_range, gt4, magnitude)
     mse = (x4 - gt4).square().reshape(x4.shape[0], -1).mean(dim=1)
     value = 20.0 * torch.log10(dr) - 10.0 * torch.log10(mse)
     value = torch.where(mse == 0, torch.full_like(value, math.inf), value)
@@ -152,17 +178,18 @@ def ssim(x, gt, data_range=None):
     crops ``(win_size - 1) // 2`` pixels, where its reflect-padded filter
     equals the "valid" window average used here). For multi-channel images
     the per-channel SSIMs are averaged, as scikit-image does with
-    ``channel_axis``.
+    ``channel_axis``.  Complex images are scored on their magnitudes with
+    ``L = max |gt|`` (fastMRI's ``ssim``; module docstring).
 
     Parameters
     ----------
     x : torch.Tensor, shape (H, W), (C, H, W) or (B, C, H, W)
-        Reconstruction(s), real floating dtype; ``H, W >= 7``.
+        Reconstruction(s), real floating or complex dtype; ``H, W >= 7``.
     gt : torch.Tensor, same shape as `x`
         Ground truth image(s).
     data_range : float or torch.Tensor of shape (B,), optional
         Data range ``L`` (> 0). Default: per image ``max(gt) - min(gt)``
-        over all channels.
+        over all channels (``max |gt|`` for complex images).
 
     Returns
     -------
@@ -173,7 +200,7 @@ def ssim(x, gt, data_range=None):
     Raises
     ------
     TypeError
-        If the inputs are not floating torch tensors.
+        If the inputs are not floating or complex torch tensors.
     ValueError
         If the shapes differ, are not 2-, 3- or 4-D, or smaller than 7 x 7,
         the devices differ, or a given `data_range` is not positive.
@@ -184,13 +211,13 @@ def ssim(x, gt, data_range=None):
     and hence ``C1 = C2 = 0``; the result is then nan wherever the local
     statistics vanish (scikit-image behaves the same).
     """
-    x4, gt4, batched = _prepare(x, gt)
+    x4, gt4, batched, magnitude = _prepare(x, gt)
     b, c, h, w = x4.shape
     if h < _WIN_SIZE or w < _WIN_SIZE:
         raise ValueError(
             f"images must be at least {_WIN_SIZE} x {_WIN_SIZE} pixels for SSIM, got {h} x {w}"
         )
-    dr = _data_range(data_range, gt4).reshape(b, 1, 1, 1)
+    dr = _data_range(data_range, gt4, magnitude).reshape(b, 1, 1, 1)
     c1 = (_K1 * dr) ** 2
     c2 = (_K2 * dr) ** 2
     stacked = torch.cat((x4, gt4, x4 * x4, gt4 * gt4, x4 * gt4), dim=1)

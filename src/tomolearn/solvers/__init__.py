@@ -6,7 +6,9 @@
   :class:`WeightedLeastSquares`, :class:`PoissonLikelihood` (a
   :class:`DataFidelity` gives value, gradient, prox, conjugate prox);
 - :mod:`~tomolearn.solvers.regularisers`: :class:`TotalVariation`,
-  :class:`Tikhonov`, :class:`Box` / :class:`Positivity`, sums (a
+  :class:`Tikhonov`, :class:`Box` / :class:`Positivity`,
+  :class:`~tomolearn.solvers.wavelets.WaveletSparsity` (l1 of an orthogonal
+  :class:`~tomolearn.solvers.wavelets.Wavelet2D`), sums (a
   :class:`Regulariser` gives value and gradient and/or prox; learned
   regularisers and plug-and-play denoisers plug in here);
 - :mod:`~tomolearn.solvers.schemes` and :mod:`~tomolearn.solvers.algebraic`:
@@ -17,8 +19,12 @@ Every scheme takes a :class:`~tomolearn.operators.LinearOperator` ``op`` and
 data ``y`` of shape ``(B, C, *op.range_shape)`` and treats each ``(b, c)``
 as an independent problem (step sizes and inner products are per problem),
 so a batch gives the same result per image as when each is run alone.  All
-work on CPU and CUDA, float32 and float64 (least squares also complex), and
-return a :class:`Result`.
+work on CPU and CUDA, float32 and float64, and return a :class:`Result`.
+Least squares, CGLS, Tikhonov, TV and the wavelet l1 also take complex images
+(MRI): inner products are ``Re <a, b>``, TV is ``sum sqrt(|dx|^2 + |dy|^2)``
+over complex differences, thresholds shrink the modulus and keep the phase;
+box constraints need real images.  Image and data tensors may differ in rank
+(k-space ``(B, C, n_coils, H, W)``).
 
 Stopping: after ``n_iter`` iterations, or earlier when the relative change
 ``||x_k - x_{k-1}|| / ||x_k||`` of every problem in the batch falls below
@@ -35,7 +41,7 @@ forms; the scheme forms taking a fidelity / regulariser are
 ``tomolearn.solvers.algebraic.cgls`` and ``.sirt``.
 """
 
-from . import methods  # noqa: F401  (registers the solvers as reconstruction methods)
+from . import methods, mri_methods  # noqa: F401  (register the solvers as reconstruction methods)
 from ._loop import Result
 from .algebraic import em, subset_operator
 from .classic import (cgls, landweber, least_squares_tv_objective, mlem, osem,
@@ -44,6 +50,7 @@ from .fidelities import DataFidelity, LeastSquares, PoissonLikelihood, WeightedL
 from .regularisers import (Box, Positivity, Regulariser, RegulariserSum, Tikhonov, TotalVariation,
                            divergence, gradient, total_variation, tv_prox)
 from .schemes import admm, fista, gradient_descent, hqs, pdhg
+from .wavelets import Wavelet2D, WaveletSparsity, soft_threshold
 
 __all__ = [
     # classical solvers (stable)
@@ -54,6 +61,7 @@ __all__ = [
     "DataFidelity", "LeastSquares", "WeightedLeastSquares", "PoissonLikelihood",
     # regularisers
     "Regulariser", "Box", "Positivity", "Tikhonov", "TotalVariation", "RegulariserSum",
+    "WaveletSparsity", "Wavelet2D", "soft_threshold",
     # schemes
     "gradient_descent", "fista", "pdhg", "admm", "hqs", "em", "subset_operator",
 ]

@@ -62,6 +62,16 @@ def _real_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _sum((a.conj() * b).real if a.is_complex() else a * b)
 
 
+def _like(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A per-problem value ``v`` (B, C, 1, ...) reshaped to broadcast against ``t``.
+
+    Image and data tensors may differ in rank (MRI: images ``(B, C, H, W)``, k-space
+    ``(B, C, n_coils, H, W)``), so a per-problem scalar computed in one space is reshaped
+    before it meets the other; a no-op (the same values) when the ranks agree.
+    """
+    return v.reshape(v.shape[:2] + (1,) * (t.dim() - 2))
+
+
 def _norm(t: torch.Tensor) -> torch.Tensor:
     return _real_dot(t, t).sqrt()
 

@@ -32,7 +32,7 @@ from typing import Callable, Optional
 import torch
 
 from ..operators import LinearOperator
-from ._loop import Result, _Loop, _positive, _real_dot, _tiny
+from ._loop import Result, _like, _Loop, _positive, _real_dot, _tiny
 from .fidelities import DataFidelity, PoissonLikelihood, WeightedLeastSquares, _log_likelihood
 from .regularisers import Box, Tikhonov
 from .schemes import _setup
@@ -72,15 +72,17 @@ def cgls(op: LinearOperator, y: torch.Tensor, fidelity: Optional[DataFidelity] =
         gamma = _real_dot(s, s)
         for k in range(n_iter):
             q = op._forward(p)
-            alpha = gamma / (_real_dot(q, weigh(q)) + damping * _real_dot(p, p)).clamp_min(tiny)
+            # per-problem scalars live in the image space's rank (_like: data may have more dims)
+            alpha = gamma / (_like(_real_dot(q, weigh(q)), p)
+                             + damping * _real_dot(p, p)).clamp_min(tiny)
             x_prev = x
             x = x + alpha * p
-            r = r - alpha * q
+            r = r - _like(alpha, r) * q
             s = op._adjoint(weigh(r)) - damping * x
             gamma_new = _real_dot(s, s)
             p = s + (gamma_new / gamma.clamp_min(tiny)) * p
             gamma = gamma_new
-            objective = 0.5 * _real_dot(r, weigh(r)) + 0.5 * damping * _real_dot(x, x)
+            objective = _like(0.5 * _real_dot(r, weigh(r)), x) + 0.5 * damping * _real_dot(x, x)
             if loop.step(k, x, x_prev, objective):
                 break
     return loop.result(x)

@@ -39,7 +39,7 @@ import torch
 
 from ..operators import LinearOperator
 from . import algebraic
-from ._loop import Result, _real_dot, _squeeze
+from ._loop import Result, _like, _real_dot, _squeeze
 from .fidelities import LeastSquares, PoissonLikelihood, _log_likelihood
 from .regularisers import Box, Tikhonov, TotalVariation, total_variation
 from .schemes import _forward_backward, pdhg
@@ -60,7 +60,7 @@ def _check_lam(lam):
 def least_squares_tv_objective(op, x, y, lam) -> torch.Tensor:
     """``1/2 ||A x - y||^2 + lam TV(x)`` per problem, shape (B, C)."""
     r = op._forward(x) - y
-    return _squeeze(0.5 * _real_dot(r, r) + lam * total_variation(x))
+    return _squeeze(_like(0.5 * _real_dot(r, r), x) + lam * total_variation(x))
 
 
 def poisson_log_likelihood(op, x, y, background=0.0) -> torch.Tensor:

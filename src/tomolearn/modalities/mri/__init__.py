@@ -16,13 +16,18 @@ Modules: ``fourier`` (fft2c, ifft2c), ``masks`` (fastMRI random / equispaced, Po
 ``trajectories`` (golden-angle radial, spiral), ``coils`` (birdcage maps, validation),
 ``operators`` (SingleCoilCartesian, MultiCoilSENSE), ``noise`` (complex Gaussian at an SNR,
 coil-correlated), ``task`` (the ``"mri"`` task and its shifts), ``examples`` (the operator
-battery's instances).
+battery's instances), ``combine`` (root-sum-of-squares, sensitivity-weighted coil
+combination), ``grappa`` (GRAPPA k-space interpolation), ``methods`` (the registered
+``zero-filled`` and ``grappa`` methods; ``sense``, ``cs-tv`` and ``cs-wavelet`` are registered
+by :mod:`tomolearn.solvers.mri_methods`).
 """
 
-# importing registers the battery's operators, the "mri" task and its shifts
-from . import examples  # noqa: F401
+# importing registers the battery's operators, the "mri" task and its shifts, and its methods
+from . import examples, methods  # noqa: F401
 from .coils import birdcage_maps, normalize_maps, validate_maps  # noqa: F401
+from .combine import coil_combine, rss  # noqa: F401
 from .fourier import fft2c, ifft2c  # noqa: F401
+from .grappa import GrappaPlan, acs_columns, grappa, grappa_plan  # noqa: F401
 from .masks import (MASKS, achieved_acceleration, center_lines, equispaced_mask,  # noqa: F401
                     poisson_disc_mask, random_mask)
 from .noise import complex_gaussian_noise, noise_sigma  # noqa: F401
@@ -34,4 +39,5 @@ __all__ = ["fft2c", "ifft2c", "random_mask", "equispaced_mask", "poisson_disc_ma
            "center_lines", "achieved_acceleration", "MASKS", "radial_trajectory",
            "spiral_trajectory", "GOLDEN_ANGLE", "birdcage_maps", "normalize_maps",
            "validate_maps", "SingleCoilCartesian", "MultiCoilSENSE", "complex_gaussian_noise",
-           "noise_sigma", "MRITask", "smooth_phase"]
+           "noise_sigma", "MRITask", "smooth_phase", "rss", "coil_combine", "grappa",
+           "grappa_plan", "GrappaPlan", "acs_columns"]
