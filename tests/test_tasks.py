@@ -59,3 +59,17 @@ def test_bad_specs_are_named(spec, message):
         task(spec)
     with pytest.raises(TypeError, match="expected a task name, spec dict or Task"):
         task(3)
+
+
+@pytest.mark.parametrize("kind", tl.tasks())
+def test_the_setting_names_headline_fields_and_rows_carry_it(kind):
+    t = type(task(kind)).tiny()
+    setting = t.setting()
+    assert len(setting) == len(t.headline) and json.loads(json.dumps(setting)) == setting
+    rows = tl.studies.benchmark([tl.methods(t)[0]], n=1, task=t)
+    assert all(rows[0][k] == v for k, v in setting.items()) and rows[0]["task"] == kind
+
+
+def test_ct_and_mri_settings():
+    assert tl.task("ct").setting() == {"n_angles": 30, "noise_level": 0.025}
+    assert tl.task("mri").setting()["acceleration"] == 4.0

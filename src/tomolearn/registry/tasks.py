@@ -59,6 +59,9 @@ class Task(abc.ABC):
     #: Whether :meth:`operator` is a :class:`~tomolearn.operators.LinearOperator` (nonlinear
     #: physics such as EIT sets False); declared so that no operator is built to ask.
     linear: bool = True
+    #: The fields (dotted for nested ones) that name the task's setting in result rows, e.g.
+    #: ``("acceleration",)`` for MRI (:meth:`setting`).
+    headline: Tuple[str, ...] = ()
     image_dtype: torch.dtype = torch.float32
     value_range: Tuple[float, float] = (0.0, 1.0)
     units: str = ""
@@ -140,6 +143,17 @@ class Task(abc.ABC):
     def spec(self) -> dict:
         """``{"task": kind, **fields}``: what model cards and dataset files store."""
         return {"task": self.kind, **self.to_dict()}
+
+    def setting(self) -> dict:
+        """The :attr:`headline` fields and their values (dots become underscores), which
+        benchmark rows carry beside ``task`` so results compare across releases."""
+        out = {}
+        for name in self.headline:
+            value = self
+            for part in name.split("."):
+                value = getattr(value, part)
+            out[name.replace(".", "_")] = value
+        return out
 
     def content_hash(self) -> str:
         """SHA-256 (hex) of the canonical JSON of :meth:`spec`: equal specs, equal hashes."""

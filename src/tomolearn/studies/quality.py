@@ -96,7 +96,7 @@ def benchmark(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
                      "training_seconds": card["training"]["seconds"],
                      "training_hardware": card["training"]["hardware"]}
         rows.append({
-            "task": t.kind, "method": name, "dataset": f"{family}/{split}", "n": n,
+            "task": t.kind, **t.setting(), "method": name, "dataset": f"{family}/{split}", "n": n,
             "psnr": float(p.mean()), "psnr_std": float(p.std()) if n > 1 else 0.0,
             "ssim": float(s.mean()), "ssim_std": float(s.std()) if n > 1 else 0.0,
             "seconds_per_image": seconds / n, **reference_columns(t, family, name),
@@ -108,18 +108,22 @@ def benchmark(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
 
 def format_quality_table(rows: List[dict]) -> str:
     """Plain-text table of :func:`benchmark` rows with the published numbers beside ours."""
-    source = next((r["reference_source"] for r in rows if r.get("reference_source")), "ref.")
+    source = next((r["reference_source"] for r in rows if r.get("reference_source")), None)
     head = (f"{'method':<12}{'n':>6}{'PSNR':>8}{'±':>6}{'SSIM':>8}{'±':>7}{'s/img':>9}{'params':>9}"
-            f"{source + ' PSNR':>12}{'ΔPSNR':>8}{source + ' SSIM':>12}")
+            + (f"{source + ' PSNR':>12}{'ΔPSNR':>8}{source + ' SSIM':>12}" if source else ""))
     lines = [head, "-" * len(head)]
     for r in rows:
-        dp = f"{r['psnr'] - r['reference_psnr']:+8.2f}" if r["reference_psnr"] else f"{'-':>8}"
         n_par = f"{r['n_parameters'] / 1e3:.0f}k" if r.get("n_parameters") else "-"
-        lines.append(f"{r['method']:<12}{r['n']:>6}{r['psnr']:>8.2f}{r['psnr_std']:>6.2f}"
-                     f"{r['ssim']:>8.3f}{r['ssim_std']:>7.3f}{r['seconds_per_image']:>9.4f}{n_par:>9}"
-                     f"{(r['reference_psnr'] or float('nan')):>12.2f}{dp}{(r['reference_ssim'] or float('nan')):>12.3f}")
-    lines.append(f"ΔPSNR = our PSNR minus {source}'s published PSNR (positive: better than published; "
-                 "every Δ tomolearn prints is row minus reference)")
+        line = (f"{r['method']:<12}{r['n']:>6}{r['psnr']:>8.2f}{r['psnr_std']:>6.2f}"
+                f"{r['ssim']:>8.3f}{r['ssim_std']:>7.3f}{r['seconds_per_image']:>9.4f}{n_par:>9}")
+        if source:
+            dp = f"{r['psnr'] - r['reference_psnr']:+8.2f}" if r["reference_psnr"] else f"{'-':>8}"
+            line += (f"{(r['reference_psnr'] or float('nan')):>12.2f}{dp}"
+                     f"{(r['reference_ssim'] or float('nan')):>12.3f}")
+        lines.append(line)
+    if source:
+        lines.append(f"ΔPSNR = our PSNR minus {source}'s published PSNR (positive: better than "
+                     "published; every Δ tomolearn prints is row minus reference)")
     return "\n".join(lines)
 
 

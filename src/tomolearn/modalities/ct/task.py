@@ -149,6 +149,7 @@ class SimulationSpec(Task):
 
     # -- the task protocol ------------------------------------------------------------
     units = "line integrals in pixel units; images in [0, 1]"
+    headline = ("n_angles", "noise.level")
 
     @property
     def likelihood(self) -> str:

@@ -91,6 +91,7 @@ class MRITask(Task):
     seed: int = 0
 
     likelihood = "complex-gaussian"
+    headline = ("acceleration", "center_fraction", "mask", "n_coils")
     image_dtype = torch.complex64
     value_range = (0.0, 1.0)
     units = ("complex images, magnitude in [0, 1] (arbitrary units); k-space: centred "
