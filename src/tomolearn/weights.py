@@ -50,7 +50,8 @@ class WeightsError(ValueError):
 
 
 def _fbpconvnet(op, channels: int = 16, depth: int = 4, norm: str = "batch"):
-    return FBPConvNet(op, UNet(1, 1, channels=channels, depth=depth, norm=norm))
+    c = 2 if op.requires_complex else 1  # complex images as real and imaginary channels
+    return FBPConvNet(op, UNet(c, c, channels=channels, depth=depth, norm=norm))
 
 
 def architectures() -> dict:
