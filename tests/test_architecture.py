@@ -23,7 +23,8 @@ LAYERS = {
     "__init__": 11,  # the package facade re-exports from every layer
 }
 #: Imports allowed inside functions: optional or heavy third-party packages, kept lazy on purpose.
-LAZY_OK = {"astra", "nibabel", "tensorboard", "matplotlib", "PIL", "pydicom", "tqdm", "skimage"}
+LAZY_OK = {"astra", "nibabel", "tensorboard", "matplotlib", "PIL", "pydicom", "tqdm", "skimage",
+           "nilearn"}
 
 
 def _modules():

@@ -27,6 +27,8 @@ from . import examples, methods  # noqa: F401
 from .coils import birdcage_maps, normalize_maps, validate_maps  # noqa: F401
 from .combine import coil_combine, rss  # noqa: F401
 from .fourier import fft2c, ifft2c  # noqa: F401
+from .files import (ismrmrd_header, read_fastmri, read_ismrmrd_header,  # noqa: F401
+                    read_mr_dicom, write_fastmri, write_fastmri_sample)
 from .grappa import GrappaPlan, acs_columns, grappa, grappa_plan  # noqa: F401
 from .masks import (MASKS, achieved_acceleration, center_lines, equispaced_mask,  # noqa: F401
                     poisson_disc_mask, random_mask)
@@ -41,3 +43,5 @@ __all__ = ["fft2c", "ifft2c", "random_mask", "equispaced_mask", "poisson_disc_ma
            "validate_maps", "SingleCoilCartesian", "MultiCoilSENSE", "complex_gaussian_noise",
            "noise_sigma", "MRITask", "smooth_phase", "rss", "coil_combine", "grappa",
            "grappa_plan", "GrappaPlan", "acs_columns"]
+__all__ += ["write_fastmri", "read_fastmri", "write_fastmri_sample", "ismrmrd_header",
+            "read_ismrmrd_header", "read_mr_dicom"]
