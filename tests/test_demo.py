@@ -55,3 +55,15 @@ def test_run_demo_flags_a_task_unlike_the_calibration(tmp_path):
     assert all(c["bounds"]["fbp"]["flagged"] for c in result["cases"])
     assert result["meta"]["bounds"]["calibration"]["task"]["n_angles"] == 30
     assert "n_angles=10" in result["meta"]["description"]
+
+
+def test_run_demo_on_a_complex_task_with_bounds(tmp_path):
+    t = tl.task("mri").tiny()
+    result = run_demo(tmp_path / "mri", task=t, n_images=2, methods=["zero-filled", "sense"],
+                      families=["ellipses"], calibration_n=9, alpha=0.2, progress=False)
+    rows = {r["method"]: r for r in result["results"]}
+    assert rows["sense"]["psnr"] > rows["zero-filled"]["psnr"] and rows["sense"]["task"] == "mri"
+    for r in rows.values():
+        assert 0 <= r["coverage"] <= 1 and r["rmse_bound"] > 0 and r["acceleration"] == t.acceleration
+    page = (tmp_path / "mri" / "index.html").read_text()
+    assert "phase-encoding lines" in page or "k-space" in page

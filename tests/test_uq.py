@@ -304,3 +304,30 @@ def test_bad_shapes_and_scales(small_op):
         uq.data_consistency(small_op, x, small_op(x), torch.tensor([1.0, 0.0]))
     with pytest.raises(ValueError, match=r"sigma.*\(N,\)"):
         uq.data_consistency(small_op, x, small_op(x), torch.ones(3))
+
+
+def test_complex_images_are_scored_by_the_modulus_of_their_errors():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 1, 8, 8, generator=g, dtype=torch.complex64)
+    d = torch.randn(3, 1, 8, 8, generator=g, dtype=torch.complex64)
+    x_hat = x + 0.1 * d
+    ratios = uq.pixel_ratios(x_hat, x, 0.5)
+    assert ratios.dtype == torch.float64
+    torch.testing.assert_close(ratios, (0.1 * d).abs().double() / 0.5, rtol=1e-5, atol=1e-7)
+    rmse = uq.image_rmse(x_hat, x)
+    torch.testing.assert_close(rmse, (0.1 * d).abs().double().square().mean((1, 2, 3)).sqrt(),
+                               rtol=1e-5, atol=1e-7)
+    intervals = uq.PixelIntervals.calibrate(x_hat, x, 0.5, 0.2)
+    assert 0.75 <= float(intervals.coverage(x_hat, 0.5, x).mean()) <= 1
+    with pytest.raises(TypeError, match="disc"):
+        intervals.interval(x_hat, 0.5)
+
+
+def test_residual_scale_and_data_consistency_on_multi_coil_data():
+    t = tl.task("mri").tiny()
+    y, x = tl.data.SimulatedDataset("ellipses", "test", t, size=2).batch([0, 1])
+    op = t.operator()
+    scale = uq.scale_from_residual(op, op.adjoint(y), y)
+    assert scale.dtype == torch.float32 and scale.shape == x.shape and (scale > 0).all()
+    dc = uq.data_consistency(op, x, y, t.noise_std(y))
+    assert ((dc > 0.5) & (dc < 2)).all()  # the truth fits its data to the noise level

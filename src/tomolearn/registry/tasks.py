@@ -62,6 +62,9 @@ class Task(abc.ABC):
     #: The fields (dotted for nested ones) that name the task's setting in result rows, e.g.
     #: ``("acceleration",)`` for MRI (:meth:`setting`).
     headline: Tuple[str, ...] = ()
+    #: How reports label one measurement shown as an image: its name and (row, column) axes.
+    data_name: str = "data"
+    data_axes: Tuple[str, str] = ("row", "column")
     image_dtype: torch.dtype = torch.float32
     value_range: Tuple[float, float] = (0.0, 1.0)
     units: str = ""

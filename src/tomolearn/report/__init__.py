@@ -45,9 +45,10 @@ from .chromium import find_chromium, render_png
 from .directory import check_report_dir  # noqa: F401
 from .figures import render_case_figure
 from .tables import format_table
-from .values import REQUIRED_ROW_KEYS
+from .values import REQUIRED_ROW_KEYS, display_data, display_image
 from .versions import software_versions
 from .writer import write_report
 
 __all__ = ["write_report", "render_case_figure", "format_table", "render_png", "find_chromium",
+           "display_image", "display_data",
            "REQUIRED_ROW_KEYS", "software_versions"]

@@ -40,7 +40,9 @@ def render_case_figure(case: dict, *, dpi: int = 90, panel_inches: float = 2.1) 
     ----------
     case : dict
         See :func:`write_report`.  Arrays may be numpy or torch, shapes
-        ``(H, W)`` (leading singleton axes are dropped); sinogram ``(A, D)``.
+        ``(H, W)`` (leading singleton axes are dropped); sinogram ``(A, D)`` (any 2-D data
+        image; optional ``data_name`` and ``data_axes`` (row, column) label it, default
+        "sinogram", ("angle", "detector")).
     dpi : int
         Resolution; the figure is about ``(2.1 (2 + M) + 0.6) x 2.3 R`` inches
         for ``M`` methods and ``R`` rows.
@@ -103,9 +105,11 @@ def render_case_figure(case: dict, *, dpi: int = 90, panel_inches: float = 2.1) 
     ax.set_title(f"ground truth\nrange [{lo:.2g}, {hi:.2g}]", **title_kw)
     ax = image_axes(0, 1)
     im = ax.imshow(sino, cmap="gray", aspect="auto", interpolation="nearest")
-    ax.set_title(f"sinogram\n{sino.shape[0]} angles × {sino.shape[1]} detectors", **title_kw)
-    ax.set_xlabel("detector", fontsize=8)
-    ax.set_ylabel("angle", fontsize=8)
+    rows, cols = case.get("data_axes", ("angle", "detector"))
+    ax.set_title(f"{case.get('data_name', 'sinogram')}\n{sino.shape[0]} {rows}s × "
+                 f"{sino.shape[1]} {cols}s", **title_kw)
+    ax.set_xlabel(cols, fontsize=8)
+    ax.set_ylabel(rows, fontsize=8)
     cb = fig.colorbar(im, ax=ax, fraction=0.08, pad=0.02)
     cb.ax.tick_params(labelsize=7)
     for j, m in enumerate(methods):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 import numpy as np
+import torch
 
 
 #: Keys every metrics row must carry (DESIGN.md's JSON).
@@ -127,3 +128,22 @@ def _fmt_seconds(seconds) -> str:
 def _e(value) -> str:
     """``str(value)`` escaped for HTML text and attribute values."""
     return html.escape(str(value), quote=True)
+
+
+def display_image(a: torch.Tensor) -> np.ndarray:
+    """A displayable float32 numpy copy (the magnitude of complex values)."""
+    a = a.detach()
+    return (a.abs() if a.is_complex() else a).float().cpu().numpy()
+
+
+def display_data(y: torch.Tensor) -> np.ndarray:
+    """Data ``(*lead, A, D)`` as one displayable ``(A, D)`` image: leading axes (coils) combined
+    by root-sum-of-squares, complex data (k-space) as log magnitude ``log(1 + |y| / (1e-3
+    max|y|))`` so that more than the centre shows."""
+    y = y.detach()
+    mag = y.abs().double()
+    if mag.ndim > 2:
+        mag = mag.square().reshape((-1,) + tuple(mag.shape[-2:])).sum(0).sqrt()
+    if y.is_complex():
+        mag = torch.log1p(mag / (1e-3 * mag.max()).clamp_min(1e-30))
+    return mag.float().cpu().numpy()

@@ -28,7 +28,8 @@ from ..data import FAMILIES, SPLIT_SIZES, SimulatedDataset
 from ..metrics import psnr, ssim
 from ..registry import Task, build_method, method, methods as registered_methods
 from ..registry import task as as_task
-from ..report import check_report_dir, software_versions, write_report
+from ..report import (check_report_dir, display_data, display_image, software_versions,
+                      write_report)
 from ..uq import split_scale
 from ..weights import available
 from .demo_bounds import (_calibrate_bounds, _calibration_summary, _image_bounds,
@@ -93,12 +94,6 @@ def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
 def _on(op, dev: torch.device):
     """``op`` on ``dev`` (operators that carry tensors move; others follow their input)."""
     return op.to(dev) if hasattr(op, "to") else op
-
-
-def _plain(a: torch.Tensor) -> np.ndarray:
-    """A displayable float32 numpy copy (the magnitude of complex values)."""
-    a = a.detach()
-    return (a.abs() if a.is_complex() else a).float().cpu().numpy()
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -226,7 +221,8 @@ def _reconstruct_images(s: dict, op, recons: dict, calibration: dict, noise_std:
             for i in range(n):
                 y, x = y_all[i:i + 1].to(dev), x_all[i:i + 1].to(dev)
                 case = {"name": f"{family} #{i}", "dataset": f"{family}/test",
-                        "ground_truth": _plain(x_all[i, 0]), "sinogram": _plain(y_all[i, 0]),
+                        "ground_truth": display_image(x_all[i, 0]), "sinogram": display_data(y_all[i, 0]),
+                        "data_name": t.data_name, "data_axes": list(t.data_axes),
                         "reconstructions": {}, "metrics": {}}
                 if s["bound_methods"]:
                     case["maps"], case["bounds"] = {}, {}
@@ -245,7 +241,7 @@ def _reconstruct_images(s: dict, op, recons: dict, calibration: dict, noise_std:
                     entry["psnr"].append(p)
                     entry["ssim"].append(q)
                     entry["seconds"].append(seconds)
-                    case["reconstructions"][m] = _plain(rec[0, 0])
+                    case["reconstructions"][m] = display_image(rec[0, 0])
                     case["metrics"][m] = {"psnr": p, "ssim": q, "seconds": seconds}
                     if m in calibration:
                         t0 = time.perf_counter()
@@ -279,7 +275,7 @@ def _rows(s: dict, scores: dict, calibration: dict) -> list:
                 "ssim": float(np.mean(e["ssim"])), "ssim_std": _std(e["ssim"]),
                 "seconds_per_image": float(np.mean(e["seconds"])),
                 **reference_columns(t, family, m),
-                "task": t.kind, "family": family, "task_spec": t.spec(),
+                "task": t.kind, **t.setting(), "family": family, "task_spec": t.spec(),
                 "params": info.params_for(t),
             }
             b = e["bounds"]

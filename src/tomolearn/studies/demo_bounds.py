@@ -57,7 +57,7 @@ def _calibrate_bounds(recons: Dict[str, Callable], dataset, op, noise_std: Calla
         for m, recon in recons.items():
             with torch.no_grad():
                 rec, scale, kind = split_scale(_with_uncertainty(recon)(y), op, y)
-            rec, scale = rec.to(x.dtype), scale.to(x.dtype)
+            rec, scale = rec.to(x.dtype), scale.to(x.real.dtype)
             a = acc[m]
             a["scale"] = kind
             a["ratios"].append(pixel_ratios(rec, x, scale).cpu())
@@ -92,7 +92,7 @@ def _image_bounds(cal: dict, op, rec: torch.Tensor, scale: torch.Tensor, y: torc
     ``uncertainty_error_correlation`` (Pearson correlation of the map with the absolute error
     over the pixels; None for a constant map).
     """
-    rec, scale = rec.detach().to(x.dtype), scale.detach().to(x.dtype)
+    rec, scale = rec.detach().to(x.dtype), scale.detach().to(x.real.dtype)
     intervals, bound = cal["intervals"], cal["rmse_bound"]
     width = intervals.width(scale)
     corr = float(uncertainty_error_correlation(scale, rec, x)[0])

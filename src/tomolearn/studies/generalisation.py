@@ -75,7 +75,7 @@ def _run(recon, op, dataset, n: int, batch_size: int, noise_std, tick,
                 raise ValueError(f"a reconstruction callable must return images of shape "
                                  f"{tuple(x.shape)} (or a pair of them: x_hat, scale), got {got}")
             x_hat, scale, kind = split_scale(output, op, y)
-            x_hat, scale = x_hat.to(x.dtype), scale.to(x.dtype)
+            x_hat, scale = x_hat.to(x.dtype), scale.to(x.real.dtype)
             stats = {"psnr": psnr(x_hat, x), "ssim": ssim(x_hat, x), "rmse": image_rmse(x_hat, x),
                      "dc": data_consistency(op, x_hat, y, noise_std(y)),
                      "corr": uncertainty_error_correlation(scale, x_hat, x),

@@ -24,11 +24,19 @@ def _check_alpha(alpha) -> float:
     return alpha
 
 
-def _check_tensor(t, name: str, ndim: Optional[int] = None, what: str = "") -> torch.Tensor:
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in double precision, complex128 for complex tensors (``.double()`` would drop the
+    imaginary part)."""
+    return t.to(torch.complex128 if t.is_complex() else torch.float64)
+
+
+def _check_tensor(t, name: str, ndim: Optional[int] = None, what: str = "",
+                  allow_complex: bool = False) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(t).__name__}")
-    if not t.dtype.is_floating_point:
-        raise TypeError(f"`{name}` must have a real floating dtype, got {t.dtype}")
+    if not (t.dtype.is_floating_point or (allow_complex and t.is_complex())):
+        raise TypeError(f"`{name}` must have a real floating dtype"
+                        f"{' or a complex one' if allow_complex else ''}, got {t.dtype}")
     if ndim is not None and t.ndim != ndim:
         raise ValueError(f"`{name}` must have shape {what} ({ndim}-D), got shape {tuple(t.shape)}")
     if t.numel() == 0:
@@ -39,10 +47,20 @@ def _check_tensor(t, name: str, ndim: Optional[int] = None, what: str = "") -> t
 
 
 def _check_images(t, name: str) -> torch.Tensor:
-    _check_tensor(t, name, 4, "(N, 1, H, W)")
+    """Images (N, 1, H, W), real or complex (complex errors are moduli ``|x - x_hat|``)."""
+    _check_tensor(t, name, 4, "(N, 1, H, W)", allow_complex=True)
     if not torch.isfinite(t).all():
         raise ValueError(f"`{name}` contains non-finite values (inf)")
     return t
+
+
+def _check_data(y, name: str = "y") -> torch.Tensor:
+    """Measurements (N, 1, *data_shape) with at least two data axes, real or complex."""
+    _check_tensor(y, name, None, allow_complex=True)
+    if y.ndim < 4:
+        raise ValueError(f"`{name}` must have shape (N, 1, *data_shape) with a data shape of at "
+                         f"least 2 axes, got shape {tuple(y.shape)}")
+    return y
 
 
 def _check_same_shape(a: torch.Tensor, b: torch.Tensor, na: str, nb: str) -> None:

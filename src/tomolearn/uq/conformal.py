@@ -10,7 +10,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .checks import (_TOL, Scale, _check_1d, _check_alpha, _check_images, _check_mask,
+from .checks import (_TOL, Scale, _check_1d, _wide, _check_alpha, _check_images, _check_mask,
                      _check_same_shape, _check_scale, _check_tensor)
 
 __all__ = ["conformal_quantile", "conformal_risk_control", "pixel_ratios", "PixelIntervals",
@@ -110,7 +110,7 @@ def pixel_ratios(x_hat: torch.Tensor, x_true: torch.Tensor, scale: Scale) -> tor
     _check_images(x_true, "x_true")
     _check_same_shape(x_hat, x_true, "x_hat", "x_true")
     scale = _check_scale(scale, x_hat)
-    return (x_true.detach().double() - x_hat.detach().double()).abs() / scale.detach().double()
+    return (_wide(x_true.detach()) - _wide(x_hat.detach())).abs() / scale.detach().double()
 
 
 @dataclass(frozen=True)
@@ -201,8 +201,15 @@ class PixelIntervals:
         return cls(lam, alpha, n, risk)
 
     def interval(self, x_hat: torch.Tensor, scale: Scale) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Lower and upper interval bounds ``x_hat -+ lam * scale``, each (N, 1, H, W), image units."""
+        """Lower and upper interval bounds ``x_hat -+ lam * scale``, each (N, 1, H, W), image units.
+
+        Real images only: for a complex image the calibrated region of a pixel is the disc
+        ``|x - x_hat| <= lam * scale`` of radius ``width(scale) / 2``.
+        """
         _check_images(x_hat, "x_hat")
+        if x_hat.is_complex():
+            raise TypeError("a complex image's region is a disc |x - x_hat| <= lam * scale, not "
+                            "an interval; its radius is width(scale) / 2")
         s = _check_scale(scale, x_hat)
         half = self.width(s) / 2
         return x_hat - half, x_hat + half
@@ -241,7 +248,7 @@ def image_rmse(x_hat: torch.Tensor, x_true: torch.Tensor) -> torch.Tensor:
     _check_images(x_hat, "x_hat")
     _check_images(x_true, "x_true")
     _check_same_shape(x_hat, x_true, "x_hat", "x_true")
-    d = x_hat.detach().double() - x_true.detach().double()
+    d = (_wide(x_hat.detach()) - _wide(x_true.detach())).abs()
     return d.square().reshape(d.shape[0], -1).mean(1).sqrt()
 
 

@@ -9,7 +9,8 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from .checks import _check_1d, _check_images, _check_same_shape, _check_scale, _check_tensor
+from .checks import (_check_1d, _check_data, _check_images, _check_same_shape, _check_scale,
+                     _check_tensor, _wide)
 
 __all__ = ["scale_from_ensemble", "scale_from_residual", "split_scale",
            "uncertainty_error_correlation", "spearman", "constant_scale"]
@@ -41,7 +42,7 @@ def scale_from_ensemble(predictions: torch.Tensor,
     scale : torch.Tensor, (N, 1, H, W)
         Sample standard deviation over ``K`` (Bessel-corrected), floored, image units.
     """
-    _check_tensor(predictions, "predictions", 5, "(K, N, 1, H, W)")
+    _check_tensor(predictions, "predictions", 5, "(K, N, 1, H, W)", allow_complex=True)
     if predictions.shape[0] < 2:
         raise ValueError(f"an ensemble needs K >= 2 members, got predictions of shape "
                          f"{tuple(predictions.shape)}")
@@ -91,7 +92,7 @@ def scale_from_residual(op, x_hat: torch.Tensor, y: torch.Tensor, blur_sigma: fl
     torch.Tensor, shape (N, 1, H, W), same dtype as ``x_hat``; > 0, mean 1 per image.
     """
     _check_images(x_hat, "x_hat")
-    _check_tensor(y, "y", 4, "(N, 1, A, D)")
+    _check_data(y)
     if y.shape[0] != x_hat.shape[0]:
         raise ValueError(f"`x_hat` and `y` must hold the same number of images, got "
                          f"{x_hat.shape[0]} and {y.shape[0]}")
@@ -102,7 +103,7 @@ def scale_from_residual(op, x_hat: torch.Tensor, y: torch.Tensor, blur_sigma: fl
         r = _gaussian_blur(op.adjoint(op(x_hat.detach()) - y.detach()).abs(), float(blur_sigma))
         mean = r.reshape(r.shape[0], -1).mean(1).reshape(-1, 1, 1, 1)
         unit = torch.where(mean > 0, r / torch.where(mean > 0, mean, 1.0), torch.ones_like(r))
-        return ((unit + floor) / (1.0 + floor)).to(x_hat.dtype)
+        return ((unit + floor) / (1.0 + floor)).to(x_hat.real.dtype)
 
 
 def split_scale(output, op, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, str]:
@@ -143,7 +144,7 @@ def uncertainty_error_correlation(scale: torch.Tensor, x_hat: torch.Tensor,
     _check_images(x_true, "x_true")
     _check_same_shape(x_hat, x_true, "x_hat", "x_true")
     s = _check_scale(scale, x_hat).detach().double().reshape(x_hat.shape[0], -1)
-    e = (x_true.detach().double() - x_hat.detach().double()).abs().reshape(x_hat.shape[0], -1)
+    e = (_wide(x_true.detach()) - _wide(x_hat.detach())).abs().reshape(x_hat.shape[0], -1)
     s = s - s.mean(1, keepdim=True)
     e = e - e.mean(1, keepdim=True)
     den = torch.sqrt((s * s).sum(1) * (e * e).sum(1))

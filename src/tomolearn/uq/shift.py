@@ -9,7 +9,7 @@ from typing import Union
 
 import torch
 
-from .checks import _check_1d, _check_images, _check_tensor
+from .checks import _check_1d, _check_data, _check_images, _check_tensor, _wide
 
 __all__ = ["relative_noise_std", "data_consistency", "conformal_pvalues", "auroc"]
 
@@ -22,8 +22,8 @@ def relative_noise_std(y: torch.Tensor, level: float = 0.025) -> torch.Tensor:
     0.025 mean(|y_clean|)); uses only the measured data, never the ground truth.
     ``y`` has shape (N, 1, A, D).
     """
-    _check_tensor(y, "y", 4, "(N, 1, A, D)")
-    return level * y.detach().double().abs().reshape(y.shape[0], -1).mean(1)
+    _check_data(y)
+    return level * _wide(y.detach()).abs().reshape(y.shape[0], -1).mean(1)
 
 
 def data_consistency(op, x_hat: torch.Tensor, y: torch.Tensor,
@@ -44,7 +44,7 @@ def data_consistency(op, x_hat: torch.Tensor, y: torch.Tensor,
         Noise standard deviation per image (data units), > 0.
     """
     _check_images(x_hat, "x_hat")
-    _check_tensor(y, "y", 4, "(N, 1, A, D)")
+    _check_data(y)
     n = y.shape[0]
     if x_hat.shape[0] != n:
         raise ValueError(f"`x_hat` and `y` must hold the same number of images, got "
@@ -57,7 +57,7 @@ def data_consistency(op, x_hat: torch.Tensor, y: torch.Tensor,
                          f"got {tuple(sigma.shape)}")
     if not (torch.isfinite(sigma).all() and (sigma > 0).all()):
         raise ValueError(f"`sigma` must be finite and > 0, got minimum {float(sigma.min())}")
-    res = (op(x_hat) - y).double().reshape(n, -1)
+    res = _wide(op(x_hat) - y).reshape(n, -1)
     m = res.shape[1]
     return res.norm(dim=1) / (sigma.to(res.device).double() * math.sqrt(m))
 

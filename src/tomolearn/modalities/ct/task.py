@@ -150,6 +150,7 @@ class SimulationSpec(Task):
     # -- the task protocol ------------------------------------------------------------
     units = "line integrals in pixel units; images in [0, 1]"
     headline = ("n_angles", "noise.level")
+    data_name, data_axes = "sinogram", ("angle", "detector")
 
     @property
     def likelihood(self) -> str:
