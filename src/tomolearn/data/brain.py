@@ -5,8 +5,8 @@ The anatomy is the MNI ICBM 2009a nonlinear symmetric template [1]_ at 1 mm, who
 package (``nilearn/datasets/data/mni_icbm152_*_tal_nlin_sym_09a_converted.nii.gz``, read by
 ``nilearn.datasets.load_mni152_gm_template``, ``load_mni152_wm_template`` and
 ``load_mni152_brain_mask``: bundled files, nothing is downloaded).  Cerebrospinal fluid (CSF)
-is ``clip(brain mask - GM - WM, 0, 1)``.  nilearn is optional (``pip install nilearn``, or the
-``mri`` extra); it is imported when the family is first used, and the maps are loaded once per
+is ``clip(brain mask - GM - WM, 0, 1)``.  nilearn is a dependency of tomolearn, imported when the
+family is first used (it is slow to import), and the maps are loaded once per
 process (:func:`tissue_maps`).
 
 Contrast
@@ -100,11 +100,10 @@ _LESION_WM_MIN = 0.9
 
 def _nilearn_datasets():
     try:
-        import nilearn.datasets as datasets  # optional: only the "brain" family needs it
+        import nilearn.datasets as datasets  # lazy: slow to import, only "brain" needs it
     except ImportError as e:
         raise ImportError("the 'brain' image family builds on the MNI152 tissue maps that ship "
-                          "with nilearn, which is not installed: pip install nilearn (or pip "
-                          "install tomolearn[mri])") from e
+                          "with nilearn, which is not installed: pip install nilearn") from e
     return datasets
 
 
