@@ -16,6 +16,14 @@ wall-clock seconds, hardware), ``validation`` (PSNR / SSIM), ``tomolearn``
 ``tomolearn.load("lpd-ellipses")`` loads the weights shipped in the package
 (``tomolearn/weights/``), trained on this project's ellipses benchmark, bound
 to the benchmark's operator (or to a compatible operator passed as ``op``).
+
+Architectures: a learned method with shipped weights is registered with the method registry
+(:data:`SHIPPED_METHODS`; ``tl.methods()`` offers it ready to use) together with its
+untrained architecture; an architecture without shipped weights (MoDL, VarNet) is registered
+with :func:`register_architecture` only, so ``tomolearn train`` can build and train it
+(``model.name``) and :func:`load` can rebuild trained weights of it, while ``tl.methods()``
+offers no method that would need weights nobody has trained.  :func:`architectures` lists
+both kinds.
 """
 
 from __future__ import annotations
@@ -34,13 +42,15 @@ from safetensors.torch import save as safetensors_save
 from . import __version__
 from . import hardware
 from .files import atomic_write_bytes
-from .learned import DeepEnsemble, FBPConvNet, LearnedGradientDescent, LearnedPrimalDual, UNet
+from .learned import (DeepEnsemble, FBPConvNet, LearnedGradientDescent, LearnedPrimalDual, MoDL,
+                      UNet, VarNet)
 from .registry import methods, register_method, task
 from .registry import method as method_info
 from .uq import scale_from_ensemble
 
-__all__ = ["architectures", "build_model", "save_weights", "load_weights", "load", "available",
-           "ensemble_members", "WeightsError", "card_task", "learned_model"]
+__all__ = ["architectures", "register_architecture", "architecture_description", "build_model",
+           "save_weights", "load_weights", "load", "available", "ensemble_members", "WeightsError",
+           "card_task", "learned_model"]
 
 SHIPPED = Path(__file__).parent / "weights"
 
@@ -54,11 +64,57 @@ def _fbpconvnet(op, channels: int = 16, depth: int = 4, norm: str = "batch"):
     return FBPConvNet(op, UNet(c, c, channels=channels, depth=depth, norm=norm))
 
 
+#: Learned architectures without shipped weights: name -> (constructor, description).
+_UNSHIPPED: Dict[str, tuple] = {}
+
+
 def architectures() -> dict:
-    """Architecture name -> constructor ``f(op, **params)``: the registered learned methods
-    that have one (what training configurations' ``model.name`` may say)."""
-    return {name: method_info(name).architecture for name in methods()
-            if method_info(name).architecture is not None}
+    """Architecture name -> constructor ``f(op, **params)`` (what training configurations'
+    ``model.name`` may say): the registered learned methods' architectures, then those
+    registered without weights (:func:`register_architecture`)."""
+    found = {name: method_info(name).architecture for name in methods()
+             if method_info(name).architecture is not None}
+    for name, (build, _) in _UNSHIPPED.items():
+        found.setdefault(name, build)
+    return found
+
+
+def register_architecture(name: str, architecture, description: str = ""):
+    """Register a learned architecture that has no shipped weights yet.
+
+    It becomes trainable (``model.name: NAME`` in a ``tomolearn train`` configuration) and
+    loadable from trained weights (:func:`load` of a ``.safetensors`` file whose card names
+    it), but is not a method: ``tl.methods()`` lists only what runs without training.  Once
+    weights ship, register it as a learned method instead (:data:`SHIPPED_METHODS`).
+
+    Parameters
+    ----------
+    name : str
+    architecture : callable
+        ``architecture(op, **params) -> nn.Module``, the untrained network bound to ``op``.
+    description : str
+        One line for listings.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is already an architecture.
+    """
+    if name in architectures():
+        raise ValueError(f"an architecture named {name!r} is already registered")
+    if not callable(architecture):
+        raise TypeError(f"architecture must be callable (op, **params) -> nn.Module, got "
+                        f"{type(architecture).__name__}")
+    _UNSHIPPED[name] = (architecture, description)
+    return architecture
+
+
+def architecture_description(name: str) -> str:
+    """The one-line description of the architecture ``name`` (its method's, or the one given
+    to :func:`register_architecture`)."""
+    if name in _UNSHIPPED:
+        return _UNSHIPPED[name][1]
+    return method_info(name).description
 
 
 def build_model(name: str, op, **params):
@@ -399,3 +455,10 @@ for _name, (_weights, _architecture, _description) in SHIPPED_METHODS.items():
     register_method(_name, _build_shipped(_name), tasks=("ct",), defaults={"amp": False},
                     kind="learned", weights=_weights, architecture=_architecture,
                     description=_description)
+
+#: Learned architectures without shipped weights: trainable with ``tomolearn train`` (any task
+#: whose operator they accept: MoDL any linear operator, VarNet multi-coil Cartesian MRI).
+register_architecture("modl", MoDL, "MoDL: CNN denoiser + conjugate-gradient data consistency "
+                                    "(Aggarwal, Mani & Jacob 2019)")
+register_architecture("varnet", VarNet, "end-to-end variational network with sensitivity "
+                                        "estimation (after Sriram et al. 2020)")

@@ -6,7 +6,9 @@ and a batch of measurements ``y`` of shape ``(B, 1, *op.range_shape)`` in
 ``forward``; it returns images of shape ``(B, 1, *op.domain_shape)``.  Apart
 from :class:`FBPConvNet`, whose initial reconstruction is a filtered
 back-projection, none of them knows which modality the operator belongs to:
-they only use ``op(x)``, ``op.adjoint(y)`` and ``op.norm()``.
+they only use ``op(x)``, ``op.adjoint(y)`` and ``op.norm()``.  :class:`VarNet` also needs
+the multi-coil structure of the data, which it reads from the operator through a small
+protocol (``op.mask``, ``op.n_coils``; see :mod:`.varnet`), not from a modality module.
 
 The operator is *bound* to a model, not registered as a sub-module: the
 ``state_dict`` holds only learned weights, and :meth:`with_operator` returns a
@@ -24,6 +26,12 @@ Models
     (Adler & Öktem 2017).
 :class:`LearnedPrimalDual`
     Learned primal-dual (Adler & Öktem 2018), as published.
+:class:`MoDL`
+    A shared CNN denoiser alternating with a conjugate-gradient data-consistency step
+    (Aggarwal, Mani & Jacob 2019); any operator, real or complex.
+:class:`VarNet`
+    End-to-end variational network with sensitivity estimation (after Sriram et al. 2020);
+    multi-coil Cartesian MRI operators (the protocol of :mod:`.varnet`).
 :class:`DeepEnsemble`
     K independently trained reconstructors; mean and per-member outputs
     (Lakshminarayanan et al. 2017).
@@ -37,7 +45,7 @@ Modules
 ``blocks``
     Building blocks shared by the networks (parameter count, the
     convolution block of the unrolled methods).
-``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``ensemble``
+``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``varnet``, ``ensemble``
     One model each.
 """
 
@@ -46,6 +54,9 @@ from .ensemble import DeepEnsemble
 from .fbpconvnet import FBPConvNet
 from .lgd import LearnedGradientDescent
 from .lpd import LearnedPrimalDual
+from .modl import MoDL
 from .unet import UNet
+from .varnet import VarNet
 
-__all__ = ["UNet", "FBPConvNet", "LearnedGradientDescent", "LearnedPrimalDual", "DeepEnsemble"]
+__all__ = ["UNet", "FBPConvNet", "LearnedGradientDescent", "LearnedPrimalDual", "MoDL", "VarNet",
+           "DeepEnsemble"]

@@ -38,6 +38,11 @@ def _task(config: dict):
     return spec
 
 
+def _working(t: torch.Tensor) -> torch.Tensor:
+    """Preloaded arrays in the working precision: float32, or complex64 for complex data."""
+    return t.to(torch.complex64) if t.is_complex() else t.float()
+
+
 def _dataset(config: dict, split: str, spec):
     """The training or validation dataset a configuration asks for."""
     d = config["data"]
@@ -55,8 +60,8 @@ def _dataset(config: dict, split: str, spec):
     n = min(len(ds), size or len(ds))
     if d["preload"]:
         with h5py.File(file, "r") as f:
-            return TensorDataset(torch.from_numpy(f["measurement"][:n]).float(),
-                                 torch.from_numpy(f["ground_truth"][:n]).float())
+            return TensorDataset(_working(torch.from_numpy(f["measurement"][:n])),
+                                 _working(torch.from_numpy(f["ground_truth"][:n])))
     return ds if n == len(ds) else Subset(ds, range(n))
 
 
@@ -73,8 +78,9 @@ def trainer_from_config(config, out_dir=None, progress: bool = True,
     torch.manual_seed(t["seed"])  # the initial weights are part of the run's seed
     try:
         model = build_model(config["model"]["name"], spec.operator(), **config["model"]["params"])
-    except ValueError as e:
-        raise ConfigError(f"model.params: {e}") from None
+    except ValueError as e:  # bad parameters, or an operator the architecture cannot use
+        raise ConfigError(f"model.params: {e} (model.name {config['model']['name']!r}, "
+                          f"data.task {spec.kind!r})") from None
     data_spec = {"family": config["data"]["family"], "shift": config["data"]["shift"],
                  "simulation": spec.to_dict(), "train_size": len(train_data),
                  "validation_size": len(val_data)}

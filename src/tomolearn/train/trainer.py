@@ -47,9 +47,10 @@ class Trainer:
     Parameters
     ----------
     model : nn.Module
-        Maps measurements ``(B, 1, A, D)`` to images ``(B, 1, H, W)``; usually
-        a :mod:`tomolearn.learned` reconstructor.  Its ``state_dict`` is what
-        is trained and saved.
+        Maps measurements ``(B, 1, A, D)`` (``(B, 1, *lead, A, D)``, e.g. multi-coil
+        k-space) to images ``(B, 1, H, W)``, real or complex; usually a
+        :mod:`tomolearn.learned` reconstructor.  Its ``state_dict`` is what is trained
+        and saved.
     train_data, val_data : Dataset
         ``ds[i] -> (y, x)`` with shapes ``(1, A, D)``, ``(1, H, W)``; e.g.
         :func:`tomolearn.data.ellipses_benchmark` or an HDF5 file opened with
@@ -73,6 +74,9 @@ class Trainer:
         Mixed precision (see the module docstring); "auto" picks bfloat16 where
         the hardware has it natively, else stays in float32.
     loss : {"mse", "l1"}
+        Mean squared / absolute error; for complex images (MRI) of the complex difference,
+        ``mean |x_hat - x|^2`` / ``mean |x_hat - x|`` (validation PSNR and SSIM score
+        magnitudes, as :mod:`tomolearn.metrics` does for complex images).
     val_every, val_size, val_batch_size
         Validate on the first ``val_size`` samples every ``val_every`` steps
         and at the end.
@@ -250,6 +254,8 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------
     def _loss(self, out, x):
+        if out.is_complex() or x.is_complex():  # complex images (MRI): see _complex_loss
+            return _complex_loss(out, x, self.loss_name)
         out = out.float()
         return torch.mean((out - x) ** 2) if self.loss_name == "mse" else torch.mean(torch.abs(out - x))
 
@@ -298,7 +304,7 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                     enabled=self.amp_dtype is not None):
                     out = self.model(y)
-                out = out.float()
+                out = out.to(torch.complex64) if out.is_complex() else out.float()
                 ps.append(psnr(out, x).cpu())
                 ss.append(ssim(out, x).cpu())
         finally:
@@ -446,6 +452,16 @@ class Trainer:
 
     def _should_stop(self) -> bool:
         return self.patience is not None and self.bad_validations >= self.patience
+
+
+def _complex_loss(out: torch.Tensor, x: torch.Tensor, loss: str) -> torch.Tensor:
+    """The training loss of complex images ``(B, 1, H, W)``: ``"mse"`` is the mean squared
+    modulus of the complex error ``mean |x_hat - x|^2`` (the sum of the real and imaginary
+    parts' squared errors per pixel), ``"l1"`` its mean modulus ``mean |x_hat - x|``.  Both
+    compare phase too, since the truth is complex; validation scores magnitudes
+    (:mod:`tomolearn.metrics`' convention for complex images)."""
+    diff = out.to(torch.complex64) - x.to(torch.complex64)
+    return (diff.real ** 2 + diff.imag ** 2).mean() if loss == "mse" else diff.abs().mean()
 
 
 def _hardware(device: torch.device) -> str:
