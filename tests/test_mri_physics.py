@@ -399,11 +399,15 @@ def test_mri_datasets_have_complex_ground_truths_and_consistent_noise():
     assert float(phase.std()) > 0.05  # a real phase, not a constant
     assert float((x64[:, :, :, 1:] / x64[:, :, :, :-1]).angle().abs()
                  [(x64[:, :, :, 1:].abs() > 0.05) & (x64[:, :, :, :-1].abs() > 0.05)].max()) < 0.5
-    # noise_std is the per-entry rms noise: the residual of the truth is about sigma sqrt(m)
+    # noise_std is the per-entry rms noise: with the inverse crime the residual of the truth is
+    # about sigma sqrt(m); data from the finer grid leave a model mismatch on top of it
     op = t.operator()
-    r = (op(x64) - y64).reshape(4, -1)
-    ratio = r.norm(dim=1) / (t.noise_std(y64) * math.sqrt(r.shape[1]))
-    assert torch.allclose(ratio, torch.ones(4, dtype=torch.float64), atol=0.1)
+    fine = t.replace(fine_factor=2)
+    yf = SimulatedDataset("ellipses", "test", fine, size=4, dtype=torch.float64).batch(range(4))[0]
+    for data, low, high in ((y64, 0.9, 1.1), (yf, 1.5, 20.0)):
+        r = (op(x64) - data).reshape(4, -1)
+        ratio = r.norm(dim=1) / (t.noise_std(data) * math.sqrt(r.shape[1]))
+        assert ((ratio > low) & (ratio < high)).all(), ratio
     assert t.initial_reconstruction(y).shape == x.shape
 
 
@@ -419,3 +423,18 @@ def test_the_ground_truth_hook_leaves_real_tasks_bit_identical():
     direct = t.simulate(images, [g for _, g in rngs])
     assert torch.equal(y, direct.float()) and torch.equal(x, images.float())
     assert x.dtype == torch.float32 and torch.equal(ds.ground_truth(2), images[1])
+
+
+def test_data_of_a_finer_object_when_asked():
+    t = tl.task("mri").tiny().replace(snr=300.0)
+    x = tl.data.SimulatedDataset("brain", "test", t, size=2, dtype=torch.float64).batch([0, 1])[1]
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    ax = t.operator()(x)
+    crime = t.simulate(x, gens)
+    assert float((crime - ax).norm() / ax.norm()) < 1e-10
+    honest = t.replace(fine_factor=2).simulate(x, [torch.Generator().manual_seed(i) for i in range(2)])
+    gap = float((honest - ax).norm() / ax.norm())
+    assert 0.005 < gap < 0.15, gap  # a model mismatch, not a different object
+    assert torch.equal(honest == 0, ax == 0)  # the same samples
+    with pytest.raises(ValueError, match="fine_factor"):
+        t.replace(fine_factor=0)

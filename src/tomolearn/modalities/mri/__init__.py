@@ -33,6 +33,7 @@ from .grappa import GrappaPlan, acs_columns, grappa, grappa_plan  # noqa: F401
 from .masks import (MASKS, achieved_acceleration, center_lines, equispaced_mask,  # noqa: F401
                     poisson_disc_mask, random_mask)
 from .noise import complex_gaussian_noise, noise_sigma  # noqa: F401
+from .nufft import NonCartesianSENSE, density_compensation  # noqa: F401
 from .operators import MultiCoilSENSE, SingleCoilCartesian  # noqa: F401
 from .task import MRITask, smooth_phase  # noqa: F401
 from .trajectories import GOLDEN_ANGLE, radial_trajectory, spiral_trajectory  # noqa: F401
@@ -45,3 +46,4 @@ __all__ = ["fft2c", "ifft2c", "random_mask", "equispaced_mask", "poisson_disc_ma
            "grappa_plan", "GrappaPlan", "acs_columns"]
 __all__ += ["write_fastmri", "read_fastmri", "write_fastmri_sample", "ismrmrd_header",
             "read_ismrmrd_header", "read_mr_dicom"]
+__all__ += ["NonCartesianSENSE", "density_compensation"]

@@ -8,9 +8,21 @@ phases.  Data are multi-coil k-space ``(B, 1, n_coils, N, N)``: the SENSE operat
 (:func:`~tomolearn.modalities.mri.coils.birdcage_maps`) and a fastMRI-style mask (or a
 Poisson-disc one), plus white complex Gaussian noise at ``snr`` dB over the sampled k-space
 (:mod:`tomolearn.modalities.mri.noise`).  The mask is drawn from the task's ``seed``, so the
-task is deterministic.  The data are simulated with the reconstruction operator itself (the
-inverse crime is committed: the DFT of a pixel grid is exact for pixel images, and a
-continuous-object simulation is future work).
+task is deterministic.  By default (``fine_factor = 1``) the ground truth is the image whose
+k-space the data sample, fastMRI's convention (its targets are reconstructions of the fully
+sampled k-space), so data are ``A x`` plus noise.  ``fine_factor > 1`` simulates a finer
+object instead, as the CT task projects from a finer phantom (Guerquin-Kern et al. 2012 on
+the inverse crime): the image upsampled bilinearly, the coil maps evaluated on the fine grid,
+the fine grid's centred DFT cropped to the central ``N x N`` frequencies (scaled by
+``1 / fine_factor`` so the orthonormal transforms agree).  Bilinear upsampling attenuates the
+high frequencies (to zero at Nyquist), so the data then describe a smoother object than the
+truth they are scored against: a model-mismatch study (SENSE on brains, 160 x 160, 4x: 23.9
+dB with ``fine_factor`` 1, 23.6 with 2; CS-TV 32.4 and 29.5), not the default.
+
+References
+----------
+.. [1] M. Guerquin-Kern, L. Lejeune, K. P. Pruessmann and M. Unser, "Realistic analytical
+       phantoms for parallel magnetic resonance imaging", IEEE TMI 31(3), 626-636, 2012.
 """
 
 from __future__ import annotations
@@ -22,9 +34,11 @@ from functools import lru_cache
 from typing import Tuple
 
 import torch
+import torch.nn.functional as F
 
 from ...registry import Task, register_shift, register_task
 from .coils import birdcage_maps
+from .fourier import fft2c
 from .masks import (MASKS, _acceleration, _center_fraction, _low_frequencies, equispaced_mask,
                     poisson_disc_mask, random_mask)
 from .noise import complex_gaussian_noise
@@ -80,6 +94,9 @@ class MRITask(Task):
         ``20 log10(||A x|| / E||n||)`` (:mod:`tomolearn.modalities.mri.noise`).
     seed : int
         Base seed of the mask and of datasets made from the task.
+    fine_factor : int
+        1 (default): data are ``A x`` plus noise, the truth being the image the data sample;
+        > 1: data of a ``fine_factor`` times finer bilinear object (model-mismatch studies).
     """
 
     image_size: int = 160
@@ -89,6 +106,7 @@ class MRITask(Task):
     center_fraction: float = 0.08
     snr: float = 30.0
     seed: int = 0
+    fine_factor: int = 1
 
     likelihood = "complex-gaussian"
     headline = ("acceleration", "center_fraction", "mask", "n_coils")
@@ -100,7 +118,7 @@ class MRITask(Task):
              "orthonormal DFT of the coil images (fastMRI's fft2c), zero where not sampled")
 
     def __post_init__(self):
-        for name in ("image_size", "n_coils"):
+        for name in ("image_size", "n_coils", "fine_factor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -180,9 +198,20 @@ class MRITask(Task):
         x = images.detach().to(device="cpu", dtype=torch.complex128)
         op = self.operator()
         with torch.no_grad():
-            y = op(x)
+            y = op(x) if self.fine_factor == 1 else self._fine_kspace(x) * op.mask
         return complex_gaussian_noise(y, snr_db=self.snr, mask=op.mask,
                                       generator=_generators(generator, y.shape[0]))
+
+    def _fine_kspace(self, x: torch.Tensor) -> torch.Tensor:
+        """Fully sampled k-space ``(B, 1, n_coils, N, N)`` of ``x`` ``(B, 1, N, N)`` computed on
+        the ``fine_factor`` times finer grid and cropped to the central frequencies."""
+        n, f = self.image_size, self.fine_factor
+        fine = F.interpolate(torch.view_as_real(x[:, 0]).permute(0, 3, 1, 2), scale_factor=f,
+                             mode="bilinear", align_corners=False)
+        fine = torch.complex(fine[:, 0], fine[:, 1])[:, None, None]  # (B, 1, 1, fN, fN)
+        k = fft2c(birdcage_maps(self.n_coils, f * n) * fine)
+        start = (f * n) // 2 - n // 2  # the centred DFT's zero frequency sits at index size // 2
+        return k[..., start:start + n, start:start + n] / f
 
     def initial_reconstruction(self, y: torch.Tensor, op=None) -> torch.Tensor:
         """The zero-filled, coil-combined reconstruction (the adjoint), ``(B, C, N, N)``."""
