@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ..data import FAMILIES, SPLIT_SIZES
 from ..modalities.ct.contention import benchmark_contention, format_contention_table
-from ..modalities.ct.speed import OPERATOR_CASES, benchmark_operators, format_operator_table
+from ..operators.speed import operator_speed, operator_speed_tasks
 from ..registry import method, methods, tasks
 from ..studies import (SPEED_ARCHITECTURES, benchmark, format_quality_table, format_speed_table,
                        learned_speed, tv_time_to_converge)
@@ -25,7 +25,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               epilog="examples:\n  " + EXAMPLES["benchmark"],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", metavar="operators|contention|learned|TASK|FAMILY",
-                   help="operators: projector speed against ASTRA; contention: how the projector "
+                   help="operators: forward/adjoint speed of --task's operator against a peer "
+                        "(" + _operator_peers() + "); contention: how the projector "
                         "and ASTRA slow down beside --competitors other torch processes; learned: "
                         "inference and "
                         "training speed of the learned networks; a task (" + ", ".join(tasks())
@@ -44,17 +45,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=50, help="quality: images reconstructed together")
     p.add_argument("--amp", action="store_true",
                    help="quality: run the learned methods in bfloat16 (CPU) / float16 (CUDA) autocast")
-    p.add_argument("--geometries", type=csv_list, default=list(OPERATOR_CASES),
-                   help=f"operators: comma-separated {','.join(OPERATOR_CASES)} (default all)")
+    p.add_argument("--geometries", type=csv_list, default=None,
+                   help="operators: comma-separated cases of --task (default all; "
+                        + _operator_cases() + ")")
     p.add_argument("--batches", type=lambda v: csv_list(v, int), default=None,
-                   help="operators: comma-separated batch sizes (default 1,16); learned: one "
-                        "inference batch size (default 16)")
+                   help="operators: comma-separated batch sizes (default per task: "
+                        + _operator_batches() + "); learned: one inference batch size "
+                        "(default 16)")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median is reported)")
     p.add_argument("--competitors", type=int, default=3,
                    help="contention: competing 2-thread torch processes (default 3)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--backend", choices=["auto", "sparse", "matrix_free"], default="auto")
+    p.add_argument("--backend", choices=["auto", "sparse", "matrix_free"], default="auto",
+                   help="operators: the operator's backend, for tasks whose benchmark has one "
+                        "(ct's ray transform)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     add_output_flags(p, "replace an existing --json file")
     add_force_flag(p)
@@ -93,19 +98,46 @@ def _progress(msg: str) -> None:
     print(f"[benchmark] {msg}", file=sys.stderr, flush=True)
 
 
+def _operator_peers() -> str:
+    return ", ".join(f"{t}: {operator_speed(t).peer or 'no peer'}" for t in operator_speed_tasks())
+
+
+def _operator_cases() -> str:
+    return "; ".join(f"{t}: {operator_speed(t).describe()}" for t in operator_speed_tasks())
+
+
+def _operator_batches() -> str:
+    return "; ".join(f"{t}: {','.join(map(str, operator_speed(t).batches))}"
+                     for t in operator_speed_tasks())
+
+
 def _operators(args) -> int:
-    args.batches = args.batches or [1, 16]
-    unknown = [g for g in args.geometries if g not in OPERATOR_CASES]
+    """Time the operator of ``--task`` against its peer on the cases the task registered
+    (:mod:`tomolearn.operators.speed`)."""
+    try:
+        speed = operator_speed(args.task)
+    except KeyError as e:
+        raise UsageError(e.args[0]) from None
+    if args.task_set:
+        raise UsageError("benchmark operators times the task's registered cases; --task-set "
+                         "does not apply (choose cases with --geometries)")
+    geometries = args.geometries or list(speed.cases)
+    unknown = [g for g in geometries if not speed.accepted(g)]
     if unknown:
-        raise UsageError(f"unknown geometry {unknown[0]!r}; expected some of "
-                         f"{','.join(OPERATOR_CASES)}")
-    if any(b < 1 for b in args.batches):
-        raise UsageError(f"--batches must be positive, got {args.batches}")
+        raise UsageError(f"unknown geometry {unknown[0]!r} for task {args.task}; expected some "
+                         f"of {speed.describe()}")
+    batches = args.batches or list(speed.batches)
+    if any(b < 1 for b in batches):
+        raise UsageError(f"--batches must be positive, got {batches}")
+    options = {}
+    if "backend" in speed.options:
+        options["backend"] = args.backend
+    elif args.backend != "auto":
+        raise UsageError(f"--backend is not an option of task {args.task}'s operator benchmark")
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    rows = benchmark_operators(args.geometries, batches=tuple(args.batches), repeats=args.repeats,
-                               device=args.device, dtype=dtype, backend=args.backend,
-                               progress=_progress)
-    print(format_operator_table(rows))
+    rows = speed.run(geometries, batches=tuple(batches), repeats=args.repeats,
+                     device=args.device, dtype=dtype, progress=_progress, **options)
+    print(speed.format(rows))
     if args.json:
         write_json(args.json, {"results": rows})
     return 0

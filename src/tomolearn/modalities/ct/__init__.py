@@ -34,7 +34,7 @@ References
 """
 
 # importing registers the battery's operators, the "ct" task, its shifts and CT's methods
-from . import examples, methods, shifts  # noqa: F401
+from . import examples, methods, shifts, speed  # noqa: F401
 from .fbp import FBP_DEFAULTS, FILTERS, fbp, ramp_filter  # noqa: F401
 from .geometry import FanBeam2D, ParallelBeam2D  # noqa: F401
 from .lodopab import (LoDoPaBDataset, LoDoPaBFileError, lodopab_geometry,  # noqa: F401

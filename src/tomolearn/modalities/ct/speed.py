@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
+from ...operators.speed import register_operator_speed
 from .geometry import FanBeam2D, ParallelBeam2D
 from .ray_transform import RayTransform
 
@@ -113,9 +114,11 @@ def benchmark_operators(cases: List[str], batches=(1, 16), repeats: int = 5, dev
     Returns
     -------
     list of dict
-        One row per (case, batch) with ``geometry``, ``batch``, ``backend``,
+        One row per (case, batch) with ``task`` ("ct"), ``geometry``, ``batch``, ``backend``,
         ``forward_ms``, ``adjoint_ms`` (per image, medians), ``astra_forward_ms``,
-        ``astra_adjoint_ms`` and the speed-ups ``forward_ratio`` /
+        ``astra_adjoint_ms`` (also as the operator benchmarks' common ``peer`` ("astra", or
+        None without it), ``peer_forward_ms``, ``peer_adjoint_ms``), the speed-ups
+        ``forward_ratio`` /
         ``adjoint_ratio`` (ASTRA time / ours; > 1 means we are faster), the
         matrix set-up time ``setup_s`` and the process peak memory ``peak_rss_mb``.
     """
@@ -161,10 +164,12 @@ def benchmark_operators(cases: List[str], batches=(1, 16), repeats: int = 5, dev
             fwd = median_seconds(run(op, x), repeats) * 1e3 / batch
             adj = median_seconds(run(op.adjoint, y), repeats) * 1e3 / batch
             rows.append({
-                "geometry": name, "batch": batch, "backend": op.backend, "device": str(device),
+                "task": "ct", "geometry": name, "batch": batch, "backend": op.backend, "device": str(device),
                 "image_shape": [n, n], "range_shape": list(op.range_shape),
                 "forward_ms": fwd, "adjoint_ms": adj,
                 "astra_forward_ms": astra_fwd, "astra_adjoint_ms": astra_adj,
+                "peer": "astra" if astra_fwd is not None else None,
+                "peer_forward_ms": astra_fwd, "peer_adjoint_ms": astra_adj,
                 "forward_ratio": astra_fwd / fwd if astra_fwd else None,
                 "adjoint_ratio": astra_adj / adj if astra_adj else None,
                 "astra_projector": case.astra_projector, "setup_s": setup,
@@ -188,3 +193,8 @@ def format_operator_table(rows: List[dict]) -> str:
             f"{fmt(r['adjoint_ratio'], '7.1f')}x{r['peak_rss_mb']:>9.0f}")
     lines.append("times are per image (medians); ratio = ASTRA CPU time / ours (> 1: faster)")
     return "\n".join(lines)
+
+
+# `tomolearn benchmark operators --task ct` (the default task) finds these cases here
+register_operator_speed("ct", tuple(OPERATOR_CASES), benchmark_operators, format_operator_table,
+                        batches=(1, 16), options=("backend",), peer="astra")

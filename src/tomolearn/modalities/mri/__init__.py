@@ -23,9 +23,10 @@ by :mod:`tomolearn.solvers.mri_methods`).
 """
 
 # importing registers the battery's operators, the "mri" task and its shifts, and its methods
-from . import examples, methods  # noqa: F401
+from . import examples, methods, speed  # noqa: F401
 from .coils import birdcage_maps, normalize_maps, validate_maps  # noqa: F401
 from .combine import coil_combine, rss  # noqa: F401
+from .espirit import espirit_kernels, espirit_maps  # noqa: F401
 from .fourier import fft2c, ifft2c  # noqa: F401
 from .files import (ismrmrd_header, read_fastmri, read_ismrmrd_header,  # noqa: F401
                     read_mr_dicom, write_fastmri, write_fastmri_sample)
@@ -47,3 +48,4 @@ __all__ = ["fft2c", "ifft2c", "random_mask", "equispaced_mask", "poisson_disc_ma
 __all__ += ["write_fastmri", "read_fastmri", "write_fastmri_sample", "ismrmrd_header",
             "read_ismrmrd_header", "read_mr_dicom"]
 __all__ += ["NonCartesianSENSE", "density_compensation"]
+__all__ += ["espirit_maps", "espirit_kernels"]

@@ -21,14 +21,20 @@ References
 
 from __future__ import annotations
 
+import math
+from typing import Optional, Tuple
+
 import numpy as np
 import torch
 
 from ...operators import LinearOperator
 from .coils import validate_maps
-from .fourier import fft2c, ifft2c
 
 __all__ = ["SingleCoilCartesian", "MultiCoilSENSE"]
+
+#: CPU batches are applied in steps of about this many bytes of coil images (cache-sized:
+#: 1.3 to 1.7 times faster per image than one pass over 8 images of 320 x 320 x 16 coils)
+_CHUNK_BYTES = 1 << 23
 
 
 def _mask(mask, image_shape=None) -> torch.Tensor:
@@ -113,6 +119,60 @@ def _lanczos_norm(op: LinearOperator, n_iter: int, rtol: float, seed: int, dtype
     return float(history[-1]) ** 0.5
 
 
+def _centring_phases(n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Diagonals ``(d_in, d_out)`` of one axis of length ``n`` with
+    ``fftshift(fft(ifftshift(x), norm="ortho")) = d_out * fft(d_in * x, norm="ortho")``.
+
+    With ``a = n // 2``, ``ifftshift`` rolls by ``-a`` (a phase ramp ``e^{2 pi i a k / n}`` on
+    the output of the DFT) and ``fftshift`` by ``a`` (a ramp ``e^{2 pi i a m / n}`` on its
+    input): ``d_in[m] = e^{2 pi i a m / n}``, ``d_out[k] = e^{2 pi i a (k - a) / n}``; for even
+    ``n`` these are exactly ``(-1)^m`` and ``(-1)^(k - a)`` (real).  Folding them into the maps
+    and the mask spares the four copies of the shifts in every transform.
+    """
+    a = n // 2
+    idx = torch.arange(n, dtype=torch.float64)
+    if n % 2 == 0:
+        return ((1 - 2 * (idx % 2)).to(torch.complex128),
+                (1 - 2 * ((idx - a) % 2)).to(torch.complex128))
+    one = torch.ones(n, dtype=torch.float64)
+    return (torch.polar(one, 2 * math.pi * (a * idx % n) / n),
+            torch.polar(one, 2 * math.pi * (a * (idx - a) % n) / n))
+
+
+def _folded(maps: Optional[torch.Tensor], mask: torch.Tensor, like: torch.Tensor):
+    """``(maps * D_in, conj(maps * D_in), mask * D_out)`` in ``like``'s precision and on its
+    device (maps ``None`` for a single coil: then ``D_in`` and ``conj(D_in)`` are returned);
+    the mask factor is real when both sides are even."""
+    (h, w), dev = mask.shape, like.device
+    (hin, hout), (win, wout) = _centring_phases(h), _centring_phases(w)
+    d_in = hin[:, None] * win[None, :]
+    m_out = mask.cpu().to(torch.complex128) * (hout[:, None] * wout[None, :])
+    if h % 2 == 0 and w % 2 == 0:
+        m_out = m_out.real
+    m_out = m_out.to(device=dev, dtype=like.dtype if m_out.is_complex() else like.real.dtype)
+    m_in = d_in.to(dev) if maps is None else maps.to(dev, torch.complex128) * d_in.to(dev)
+    m_in = m_in.to(like.dtype)
+    return m_in, m_in.conj().resolve_conj(), m_out
+
+
+class _FoldedCache:
+    """The folded factors per (dtype, device), rebuilt when the buffers are replaced or
+    changed in place (``module.to``, ``load_state_dict``)."""
+
+    def __init__(self):
+        self.sources, self.entries = None, {}
+
+    def get(self, buffers, maps, mask, like):
+        sources = tuple((b, b._version) for b in buffers)
+        if self.sources is None or len(sources) != len(self.sources) or any(
+                b is not s or v != sv for (b, v), (s, sv) in zip(sources, self.sources)):
+            self.sources, self.entries = sources, {}
+        key = (like.dtype, like.device)
+        if key not in self.entries:
+            self.entries[key] = _folded(maps, mask, like)
+        return self.entries[key]
+
+
 def _complex(x: torch.Tensor) -> torch.Tensor:
     """Real input (only from the protocol's internal calls, e.g. ``norm``'s real start vector
     or ``to_dense``'s basis) becomes complex of the same precision."""
@@ -148,12 +208,21 @@ class SingleCoilCartesian(LinearOperator):
         mask = _mask(mask, image_shape)
         super().__init__(image_shape, image_shape)
         self.register_buffer("mask", mask)
+        self._folded_cache = _FoldedCache()
 
+    def _factors(self, like):
+        return self._folded_cache.get((self.mask,), None, self.mask, like)
+
+    # fft2c(x) * mask == m_out * fft2(d_in * x) (see _centring_phases)
     def _forward(self, x):
-        return fft2c(_complex(x)) * self.mask.to(x.device)
+        x = _complex(x)
+        d_in, _, m_out = self._factors(x)
+        return torch.fft.fft2(x * d_in, norm="ortho").mul_(m_out)
 
     def _adjoint(self, y):
-        return ifft2c(_complex(y) * self.mask.to(y.device))
+        y = _complex(y)
+        _, d_in_conj, m_out = self._factors(y)
+        return torch.fft.ifft2(y * m_out.conj(), norm="ortho").mul_(d_in_conj)
 
     def initial_reconstruction(self, y: torch.Tensor) -> torch.Tensor:
         """The zero-filled reconstruction ``F^H M y`` (the adjoint), ``(B, C, H, W)``."""
@@ -200,6 +269,7 @@ class MultiCoilSENSE(LinearOperator):
         # stored as a real (..., 2) view so that module.to(dtype) cannot drop the imaginary part
         self.register_buffer("maps_real", torch.view_as_real(maps.to(torch.complex128)).clone())
         self.register_buffer("mask", mask)
+        self._folded_cache = _FoldedCache()
 
     @property
     def n_coils(self) -> int:
@@ -214,15 +284,46 @@ class MultiCoilSENSE(LinearOperator):
         real = self.maps_real.to(device=x.device, dtype=x.real.dtype).contiguous()
         return torch.view_as_complex(real)
 
+    def _factors(self, like):
+        """``(S D_in, conj(S D_in), M D_out)`` for ``like``'s dtype and device, cached."""
+        return self._folded_cache.get((self.maps_real, self.mask), self.maps, self.mask, like)
+
+    def _step(self, x: torch.Tensor) -> int:
+        """Images per step: on the CPU, batches whose coil images exceed about
+        ``_CHUNK_BYTES`` go in steps that stay in cache (the whole batch on GPUs, and when
+        autograd records, since ``out=`` does not differentiate)."""
+        if x.device.type != "cpu" or (torch.is_grad_enabled() and x.requires_grad):
+            return x.shape[0]
+        per_image = x.element_size() * x[0].numel() * self.n_coils
+        return max(1, _CHUNK_BYTES // per_image)
+
+    # fft2c(S_c x) * M == (M D_out) * fft2((S_c D_in) x): the centring shifts are folded into
+    # the cached maps and mask (see _centring_phases), one batched FFT over all coils, the
+    # products done in place on the FFT's fresh output.
     def _forward(self, x):
         x = _complex(x)
-        coil_images = x.unsqueeze(2) * self._maps_like(x)
-        return fft2c(coil_images) * self.mask.to(x.device)
+        maps_in, _, m_out = self._factors(x)
+        step = self._step(x)
+        if step >= x.shape[0]:
+            return torch.fft.fft2(x.unsqueeze(2) * maps_in, norm="ortho").mul_(m_out)
+        out = x.new_empty(tuple(x.shape[:2]) + self.range_shape)
+        for b in range(0, x.shape[0], step):
+            torch.fft.fft2(x[b:b + step].unsqueeze(2) * maps_in, norm="ortho",
+                           out=out[b:b + step]).mul_(m_out)
+        return out
 
     def _adjoint(self, y):
         y = _complex(y)
-        coil_images = ifft2c(y * self.mask.to(y.device))
-        return (coil_images * self._maps_like(y).conj()).sum(dim=2)
+        _, maps_in_conj, m_out = self._factors(y)
+        step = self._step(y[:, :, 0])
+        if step >= y.shape[0]:
+            coil_images = torch.fft.ifft2(y * m_out.conj(), norm="ortho")
+            return coil_images.mul_(maps_in_conj).sum(dim=2)
+        out = y.new_empty(tuple(y.shape[:2]) + self.domain_shape)
+        for b in range(0, y.shape[0], step):
+            coil_images = torch.fft.ifft2(y[b:b + step] * m_out.conj(), norm="ortho")
+            torch.sum(coil_images.mul_(maps_in_conj), dim=2, out=out[b:b + step])
+        return out
 
     def initial_reconstruction(self, y: torch.Tensor) -> torch.Tensor:
         """The zero-filled, coil-combined reconstruction ``sum_c conj(S_c) F^H M y_c`` (the
