@@ -74,7 +74,7 @@ def _check_scale(scale, x_hat: torch.Tensor) -> torch.Tensor:
     if isinstance(scale, numbers.Real) and not isinstance(scale, bool):
         if not (math.isfinite(scale) and scale > 0):
             raise ValueError(f"a constant scale must be a finite number > 0, got {scale}")
-        return torch.full_like(x_hat, float(scale))
+        return torch.full_like(x_hat, float(scale), dtype=x_hat.real.dtype)
     _check_tensor(scale, "scale")
     _check_same_shape(scale, x_hat, "scale", "x_hat")
     if not (torch.isfinite(scale).all() and (scale > 0).all()):
