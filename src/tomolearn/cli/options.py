@@ -58,7 +58,9 @@ EXAMPLES = {
                   "  tomolearn benchmark ellipses --methods fbp,tv --n 100 --json ellipses.json\n"
                   "  tomolearn benchmark ct --task-set n_angles=60 --methods fbp,tv --n 20\n"
                   "  tomolearn benchmark learned --batches 16 --json learned.json\n"
-                  "  tomolearn benchmark contention --competitors 3"),
+                  "  tomolearn benchmark contention --competitors 3\n"
+                  "  tomolearn benchmark operators --task mri --json mri-ops.json\n"
+                  "  tomolearn benchmark brain --task mri --n 20 --json mri.json"),
 }
 
 
