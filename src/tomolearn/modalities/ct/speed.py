@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import resource
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from ...operators.speed import register_operator_speed
+from ...operators.speed import median_seconds, register_operator_speed
 from .geometry import FanBeam2D, ParallelBeam2D
 from .ray_transform import RayTransform
 
@@ -50,16 +49,6 @@ OPERATOR_CASES: Dict[str, OperatorCase] = {
                           detector_spacing=1.0),
         "line_fanflat"),
 }
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up (builds matrices, allocates)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _peak_rss_mb() -> float:

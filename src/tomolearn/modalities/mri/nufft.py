@@ -52,7 +52,7 @@ import torch
 
 from ...operators import LinearOperator
 from .coils import validate_maps
-from .operators import _complex, _image_shape, _lanczos_norm
+from .operators import _complex, _image_shape, _LanczosNorm
 
 __all__ = ["NonCartesianSENSE", "density_compensation"]
 
@@ -180,7 +180,7 @@ def _cufinufft():
     return _CUFINUFFT[0]
 
 
-class NonCartesianSENSE(LinearOperator):
+class NonCartesianSENSE(_LanczosNorm, LinearOperator):
     """Non-Cartesian (multi-coil SENSE or single-coil) Fourier sampling through a NUFFT.
 
     ``y_c = F_k (S_c x)`` for every coil ``c``, where ``F_k`` samples the (unitarily scaled)
@@ -346,18 +346,6 @@ class NonCartesianSENSE(LinearOperator):
             return super().initial_reconstruction(y)
         self._check(y, self.range_shape, "initial_reconstruction")
         return self.adjoint(y * self.density.to(device=y.device, dtype=y.real.dtype))
-
-    def norm(self, n_iter: int = 200, rtol: float = 1e-7, seed: int = 0,
-             dtype: torch.dtype = torch.complex128, device=None, recompute: bool = False) -> float:
-        """Operator 2-norm by Lanczos iteration on ``A^H A`` (deterministic, cached per
-        arguments, like :meth:`MultiCoilSENSE.norm`)."""
-        if n_iter < 1:
-            raise ValueError(f"n_iter must be >= 1, got {n_iter}")
-        device = torch.device(device) if device is not None else self._default_device()
-        key = ("lanczos", n_iter, rtol, seed, dtype, str(device))
-        if key not in self._norm_cache or recompute:
-            self._norm_cache[key] = _lanczos_norm(self, n_iter, rtol, seed, dtype, device)
-        return self._norm_cache[key]
 
     def extra_repr(self):
         return (f"n_coils={self.n_coils if self.maps_real is not None else 'single'}, "

@@ -155,6 +155,27 @@ def _folded(maps: Optional[torch.Tensor], mask: torch.Tensor, like: torch.Tensor
     return m_in, m_in.conj().resolve_conj(), m_out
 
 
+class _LanczosNorm:
+    """The operator 2-norm by Lanczos iteration on ``A^H A``, for the MRI operators.
+
+    SENSE's top singular values cluster near 1 at mild acceleration, where the protocol's
+    power iteration stalls about 1e-4 short of the norm after 200 steps; the Lanczos estimate
+    rises monotonically to it much faster.
+    """
+
+    def norm(self, n_iter: int = 200, rtol: float = 1e-7, seed: int = 0,
+             dtype: torch.dtype = torch.complex128, device=None, recompute: bool = False) -> float:
+        """Operator 2-norm by Lanczos iteration on ``A^H A`` (deterministic, cached per
+        arguments like :meth:`LinearOperator.norm`); at most 1 for normalised maps."""
+        if n_iter < 1:
+            raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+        device = torch.device(device) if device is not None else self._default_device()
+        key = ("lanczos", n_iter, rtol, seed, dtype, str(device))
+        if key not in self._norm_cache or recompute:
+            self._norm_cache[key] = _lanczos_norm(self, n_iter, rtol, seed, dtype, device)
+        return self._norm_cache[key]
+
+
 class _FoldedCache:
     """The folded factors per (dtype, device), rebuilt when the buffers are replaced or
     changed in place (``module.to``, ``load_state_dict``)."""
@@ -238,7 +259,7 @@ class SingleCoilCartesian(LinearOperator):
                 f"/{self.mask.numel()}")
 
 
-class MultiCoilSENSE(LinearOperator):
+class MultiCoilSENSE(_LanczosNorm, LinearOperator):
     """Multi-coil Cartesian SENSE ``y_c = M F (S_c x)`` for every coil ``c``.
 
     Parameters
@@ -329,23 +350,6 @@ class MultiCoilSENSE(LinearOperator):
         """The zero-filled, coil-combined reconstruction ``sum_c conj(S_c) F^H M y_c`` (the
         adjoint), ``(B, C, H, W)``."""
         return self.adjoint(y)
-
-    def norm(self, n_iter: int = 200, rtol: float = 1e-7, seed: int = 0,
-             dtype: torch.dtype = torch.complex128, device=None, recompute: bool = False) -> float:
-        """Operator 2-norm by Lanczos iteration on ``A^H A`` (deterministic, cached per
-        arguments like :meth:`LinearOperator.norm`); at most 1 for normalised maps.
-
-        SENSE's top singular values cluster near 1 at mild acceleration, where the
-        protocol's power iteration stalls about 1e-4 short of the norm after 200 steps; the
-        Lanczos estimate rises monotonically to it much faster.
-        """
-        if n_iter < 1:
-            raise ValueError(f"n_iter must be >= 1, got {n_iter}")
-        device = torch.device(device) if device is not None else self._default_device()
-        key = ("lanczos", n_iter, rtol, seed, dtype, str(device))
-        if key not in self._norm_cache or recompute:
-            self._norm_cache[key] = _lanczos_norm(self, n_iter, rtol, seed, dtype, device)
-        return self._norm_cache[key]
 
     def extra_repr(self):
         return (f"n_coils={self.n_coils}, image_shape={self.domain_shape}, "
