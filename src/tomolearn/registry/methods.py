@@ -58,6 +58,7 @@ class MethodInfo:
     weights: Optional[str] = None
     architecture: Optional[Callable] = None
     description: str = ""
+    slow: bool = False
 
     def supports(self, t: Task) -> bool:
         """Whether the method runs on task ``t``."""
@@ -77,7 +78,7 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
                     requires: Tuple[str, ...] = (), defaults: Optional[dict] = None,
                     tuned: Optional[Dict[str, dict]] = None, kind: str = "classical",
                     weights: Optional[str] = None, architecture: Optional[Callable] = None,
-                    description: str = "") -> MethodInfo:
+                    description: str = "", slow: bool = False) -> MethodInfo:
     """Register the reconstruction method ``name``.
 
     Parameters
@@ -100,6 +101,9 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
         (what ``tomolearn train`` builds for ``model.name``).
     description : str
         One line for ``--help`` lists and reports.
+    slow : bool
+        Seconds per image (an iterative solver run to convergence): the demo does not
+        calibrate its error bounds, which would reconstruct every calibration image.
     """
     if name in _METHODS:
         raise ValueError(f"a method named {name!r} is already registered")
@@ -111,7 +115,7 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
         raise ValueError(f"kind must be 'classical' or 'learned', got {kind!r}")
     info = MethodInfo(name, build, None if tasks is None else tuple(tasks), tuple(requires),
                       dict(defaults or {}), dict(tuned or {}), kind, weights, architecture,
-                      description)
+                      description, bool(slow))
     _METHODS[name] = info
     return info
 

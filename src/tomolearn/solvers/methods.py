@@ -21,7 +21,7 @@ def _build_tv(task, op, device, lam=1.0, n_iter=150, inner_iter=10):
     return recon
 
 
-register_method("tv", _build_tv, requires=("linear", "real", "2d"),
+register_method("tv", _build_tv, requires=("linear", "real", "2d"), slow=True,
                 defaults={"lam": 1.0, "n_iter": 150, "inner_iter": 10},
                 # chosen on the ellipses validation split by ``tune_ellipses`` (docs/solvers.md)
                 tuned={"ct": {"lam": 2.0, "n_iter": 150, "inner_iter": 10}},

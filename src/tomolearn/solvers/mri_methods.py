@@ -85,11 +85,11 @@ register_method("sense", _build_sense, requires=_REQUIRES,
                 # after ~10 iterations (noise), damped converges (40 iterations: converged)
                 tuned={"mri": {"n_iter": 40, "damping": 0.01}},
                 description="SENSE, conjugate gradients on the normal equations")
-register_method("cs-tv", _build_cs_tv, requires=_REQUIRES,
+register_method("cs-tv", _build_cs_tv, requires=_REQUIRES, slow=True,
                 defaults={"lam": 5e-4, "n_iter": 100, "inner_iter": 10},
                 tuned={"mri": {"lam": 5e-4, "n_iter": 100, "inner_iter": 10}},
                 description="compressed sensing, total variation of the complex image, FISTA")
-register_method("cs-wavelet", _build_cs_wavelet, requires=_REQUIRES,
+register_method("cs-wavelet", _build_cs_wavelet, requires=_REQUIRES, slow=True,
                 defaults={"lam": 5e-4, "n_iter": 100, "wavelet": "db4", "levels": 4},
                 tuned={"mri": {"lam": 5e-4, "n_iter": 100, "wavelet": "db4", "levels": 4}},
                 description="compressed sensing, l1 of db4 wavelets, FISTA")

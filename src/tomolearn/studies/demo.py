@@ -36,12 +36,17 @@ from .demo_bounds import (_calibrate_bounds, _calibration_summary, _image_bounds
                           _with_uncertainty, format_bounds_table)
 from .quality import reference_columns
 
-__all__ = ["run_demo", "default_methods", "format_bounds_table", "DEFAULT_FAMILIES", "NO_BOUNDS"]
+__all__ = ["run_demo", "default_methods", "format_bounds_table", "DEFAULT_FAMILIES",
+           "no_bounds_reason"]
 
-#: Methods the demo does not calibrate error bounds for, and why.
-NO_BOUNDS = {"tv": "TV is too slow to calibrate in a demo (about a second per image, and "
-                   "calibration reconstructs every calibration image); `tomolearn evaluate "
-                   "--methods tv` computes its bounds"}
+def no_bounds_reason(name: str) -> Optional[str]:
+    """Why the demo does not calibrate error bounds for the method ``name`` (registered as
+    ``slow``), or None when it does."""
+    if not method(name).slow:
+        return None
+    return (f"{name} is too slow to calibrate in a demo (seconds per image, and calibration "
+            f"reconstructs every calibration image); `tomolearn evaluate --methods {name}` "
+            f"computes its bounds")
 DEFAULT_FAMILIES = ("ellipses", "shepp-logan", "ct-slice", "rectangles", "lesions")
 
 
@@ -157,7 +162,7 @@ def _check_inputs(task, n_images, methods, families, seed, bounds, alpha, calibr
     return {"task": t, "n_images": n_images, "methods": methods, "families": families,
             "seed": seed, "bounds": bounds, "alpha": alpha, "calibration_n": calibration_n,
             "batch_size": batch_size, "training_family": str(training_family),
-            "bound_methods": [m for m in methods if m not in NO_BOUNDS] if bounds else []}
+            "bound_methods": [m for m in methods if not no_bounds_reason(m)] if bounds else []}
 
 
 def _operators(t: Task, cal: Task, dev: torch.device):
@@ -293,7 +298,8 @@ def _rows(s: dict, scores: dict, calibration: dict) -> list:
                 })
             else:
                 row.update({k: None for k in _BOUND_KEYS})
-                row["bounds_note"] = NO_BOUNDS.get(m, "no bounds") if s["bounds"] else "bounds disabled"
+                row["bounds_note"] = (no_bounds_reason(m) or "no bounds") if s["bounds"] \
+                    else "bounds disabled"
             if info.kind == "learned":
                 row["weights"] = info.weights
             rows.append(row)
@@ -328,7 +334,7 @@ def _meta(s: dict, cal: Task, calibration: dict, command: str, dev: torch.device
     """The report's title, description, settings, calibration, versions and timings."""
     t, methods, families, alpha = s["task"], s["methods"], s["families"], s["alpha"]
     bound_methods, train = s["bound_methods"], s["training_family"]
-    unbounded = [m for m in methods if s["bounds"] and m in NO_BOUNDS]
+    unbounded = [m for m in methods if s["bounds"] and no_bounds_reason(m)]
     shifted = t.replace(seed=cal.seed) != cal
     bounds_meta, bounds_text = None, "off (bounds=False / --no-bounds)"
     if s["bounds"]:
@@ -339,7 +345,7 @@ def _meta(s: dict, cal: Task, calibration: dict, command: str, dev: torch.device
                          "uq.scale_from_ensemble), else the data residual (uq.scale_from_residual)",
                 "noise_std": f"the {cal.kind} task's noise_std (its noise model, from the data)"},
             "methods": _calibration_summary(calibration),
-            "not_calibrated": {m: NO_BOUNDS[m] for m in unbounded},
+            "not_calibrated": {m: no_bounds_reason(m) for m in unbounded},
         }
         bounds_text = (
             f"alpha {alpha:g}, calibrated on the first {s['calibration_n']} {train} validation "
@@ -347,7 +353,7 @@ def _meta(s: dict, cal: Task, calibration: dict, command: str, dev: torch.device
             + (", ".join(bound_methods) or "no method")
             + "; per image: uncertainty map (interval half-width), interval-width map, RMSE "
             "bound, conformal p-value of data consistency and a flag when p < alpha"
-            + "".join(f"; none for {m}: {NO_BOUNDS[m]}" for m in unbounded))
+            + "".join(f"; none for {m}: {no_bounds_reason(m)}" for m in unbounded))
     description = (
         f"Task {_task_summary(t)} on {s['n_images']} held-out test image(s) from each of "
         f"{len(families)} image famil{'y' if len(families) == 1 else 'ies'}, reconstructed by "
@@ -360,7 +366,7 @@ def _meta(s: dict, cal: Task, calibration: dict, command: str, dev: torch.device
            "shift flag marks images that do not look like them"
            + (" (every image here is measured differently, so all are out of distribution)"
               if shifted else "") + ".")
-        + "".join(f" No error bounds for {m}: {NO_BOUNDS[m]}." for m in unbounded))
+        + "".join(f" No error bounds for {m}: {no_bounds_reason(m)}." for m in unbounded))
     return {
         "title": f"tomolearn demo: {t.kind}",
         "description": description,
