@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from ..studies.demo import DEFAULT_FAMILIES, default_methods, run_demo
+from ..studies.demo import default_methods, run_demo
 from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
                       add_task_options, check_memory, check_out_dir, check_out_file,
                       check_simulation_flags, csv_list, methods_by_task, note_unflaggable,
@@ -43,9 +43,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--methods", type=csv_list, default=None, metavar="LIST",
                    help="comma-separated methods (default: the classical methods of the task and "
                         "every learned one whose weights are installed; " + methods_by_task() + ")")
-    p.add_argument("--families", type=csv_list, default=list(DEFAULT_FAMILIES), metavar="LIST",
-                   help="comma-separated image families (default ellipses,shepp-logan,ct-slice,"
-                        "rectangles,lesions)")
+    p.add_argument("--families", type=csv_list, default=None, metavar="LIST",
+                   help="comma-separated image families (default: the task's, its training "
+                        "family first; ct: ellipses,shepp-logan,ct-slice,rectangles,lesions; mri: "
+                        "brain,ellipses,shepp-logan,lesions)")
     p.add_argument("--seed", type=int, default=0, help="seed of the test images and noise (default 0)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     add_output_flags(p, "replace the report in a non-empty --out and an existing --json file")
@@ -54,7 +55,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.1,
                    help="miscoverage level of the bounds and false-alarm rate of the flag (default 0.1)")
     p.add_argument("--calibration-n", type=int, default=100, metavar="N",
-                   help="ellipses validation images the bounds are calibrated on (default 100)")
+                   help="validation images of the training family (the first of the task's "
+                        "families) the bounds are calibrated on (default 100)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_force_flag(p)
     add_debug(p)
@@ -82,18 +84,19 @@ def run(args) -> int:
     if args.json:
         check_out_file(args.json, "--json", args.overwrite, args.parents)
     # pre-flight: every test image of every family is simulated and kept with its reconstructions
-    check_memory("demo", t, args.n_images * len(args.families), args.force)
+    families = list(t.families) if args.families is None else args.families
+    check_memory("demo", t, args.n_images * len(families), args.force)
     methods = args.methods if args.methods is not None else default_methods(t)
     if not args.no_bounds:
         note_unflaggable("demo", args.calibration_n, args.alpha)
-    result = run_demo(out, task=t, n_images=args.n_images, methods=methods, families=args.families, seed=args.seed,
+    result = run_demo(out, task=t, n_images=args.n_images, methods=methods, families=families, seed=args.seed,
                       device=args.device, overwrite=args.overwrite, progress=not args.quiet,
                       command=args.command_line, bounds=not args.no_bounds, alpha=args.alpha,
                       calibration_n=args.calibration_n)
     print(result["table"])
     if not args.no_bounds:
         print()
-        print(f"error bounds (alpha {args.alpha:g}, calibrated on {args.calibration_n} ellipses "
+        print(f"error bounds (alpha {args.alpha:g}, calibrated on {args.calibration_n} {t.families[0]} "
               f"validation images, the {t.kind} task's default setting; pixel cov. = mean "
               "fraction of pixels inside their intervals; map r = correlation of the uncertainty "
               "map with the error):")

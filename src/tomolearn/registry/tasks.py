@@ -62,6 +62,8 @@ class Task(abc.ABC):
     #: The fields (dotted for nested ones) that name the task's setting in result rows, e.g.
     #: ``("acceleration",)`` for MRI (:meth:`setting`).
     headline: Tuple[str, ...] = ()
+    #: Image families the demo shows, the training (in-distribution) family first.
+    families: Tuple[str, ...] = ("ellipses", "shepp-logan", "rectangles", "lesions")
     #: How reports label one measurement shown as an image: its name and (row, column) axes.
     data_name: str = "data"
     data_axes: Tuple[str, str] = ("row", "column")

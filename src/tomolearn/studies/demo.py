@@ -36,8 +36,7 @@ from .demo_bounds import (_calibrate_bounds, _calibration_summary, _image_bounds
                           _with_uncertainty, format_bounds_table)
 from .quality import reference_columns
 
-__all__ = ["run_demo", "default_methods", "format_bounds_table", "DEFAULT_FAMILIES",
-           "no_bounds_reason"]
+__all__ = ["run_demo", "default_methods", "format_bounds_table", "no_bounds_reason"]
 
 def no_bounds_reason(name: str) -> Optional[str]:
     """Why the demo does not calibrate error bounds for the method ``name`` (registered as
@@ -47,7 +46,6 @@ def no_bounds_reason(name: str) -> Optional[str]:
     return (f"{name} is too slow to calibrate in a demo (seconds per image, and calibration "
             f"reconstructs every calibration image); `tomolearn evaluate --methods {name}` "
             f"computes its bounds")
-DEFAULT_FAMILIES = ("ellipses", "shepp-logan", "ct-slice", "rectangles", "lesions")
 
 
 def default_methods(task: Union[str, dict, Task] = "ct") -> list:
@@ -386,11 +384,11 @@ def _meta(s: dict, cal: Task, calibration: dict, command: str, dev: torch.device
 
 
 def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
-             methods: Optional[Sequence[str]] = None, families: Sequence[str] = DEFAULT_FAMILIES,
+             methods: Optional[Sequence[str]] = None, families: Optional[Sequence[str]] = None,
              seed: int = 0, device="cpu", overwrite: bool = False, progress: bool = True,
              command: Optional[str] = None, bounds: bool = True, alpha: float = 0.1,
              calibration_n: int = 100, batch_size: int = 25,
-             training_family: str = "ellipses") -> dict:
+             training_family: Optional[str] = None) -> dict:
     """Simulate, reconstruct, score and bound a task's measurements of several image families;
     write a report.
 
@@ -408,8 +406,8 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
         Registered methods that support the task (learned ones load their weights during the
         untimed warm-up); an unknown or unsupported method, or weights that do not load, raise
         before any image is reconstructed.  Default :func:`default_methods`.
-    families : sequence of str
-        Keys of :data:`tomolearn.data.FAMILIES`.
+    families : sequence of str, optional
+        Keys of :data:`tomolearn.data.FAMILIES`; default the task's ``families``.
     seed : int
         Seed of the simulated test datasets (the task's ``seed``): same seed, same images,
         noise and results.
@@ -422,7 +420,7 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
         one-liner calling ``run_demo``.
     bounds : bool
         Attach distribution-free error bounds (:mod:`tomolearn.uq`) to every method except
-        those in :data:`NO_BOUNDS`.  Each method is calibrated on the first ``calibration_n``
+        those registered as slow (:func:`no_bounds_reason`).  Each method is calibrated on the first ``calibration_n``
         samples of ``training_family``'s *validation* split under the task kind's registered
         default (``tomolearn.registry.task(task.kind)``, what the learned methods were trained
         on), whatever the demo task's settings: per-pixel intervals ``x_hat +- lam * s``, an
@@ -436,8 +434,9 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
     calibration_n, batch_size : int
         Calibration images (at least ``1/alpha - 1``, for finite bounds; at most the
         validation split), and how many are reconstructed together.
-    training_family : str
-        The image family the learned methods were trained on (the calibration data).
+    training_family : str, optional
+        The image family the learned methods were trained on (the calibration data); default
+        the first of the task's ``families`` (ellipses for CT, brain for MRI).
 
     Returns
     -------
@@ -457,6 +456,9 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
         ``seconds_total``.
     """
     t_start = time.perf_counter()
+    kind = as_task(task) if isinstance(task, (str, dict)) else task
+    families = list(kind.families) if families is None else families
+    training_family = kind.families[0] if training_family is None else training_family
     s = _check_inputs(task, n_images, methods, families, seed, bounds, alpha, calibration_n,
                       batch_size, training_family)
     dev = _resolve_device(device)

@@ -151,6 +151,7 @@ class SimulationSpec(Task):
     units = "line integrals in pixel units; images in [0, 1]"
     headline = ("n_angles", "noise.level")
     data_name, data_axes = "sinogram", ("angle", "detector")
+    families = ("ellipses", "shepp-logan", "ct-slice", "rectangles", "lesions")
 
     @property
     def likelihood(self) -> str:
