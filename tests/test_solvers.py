@@ -1,8 +1,6 @@
 """Classical solvers: convergence to known solutions, agreement, batching, bad input."""
 
-import math
 
-import numpy as np
 import pytest
 import torch
 

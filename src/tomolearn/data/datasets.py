@@ -13,7 +13,6 @@ indexable.
 
 from __future__ import annotations
 
-import math
 from typing import Iterable, Optional, Tuple
 
 import numpy as np
