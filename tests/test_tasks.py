@@ -73,3 +73,20 @@ def test_the_setting_names_headline_fields_and_rows_carry_it(kind):
 def test_ct_and_mri_settings():
     assert tl.task("ct").setting() == {"n_angles": 30, "noise_level": 0.025}
     assert tl.task("mri").setting()["acceleration"] == 4.0
+
+
+@pytest.mark.parametrize("kind", tl.tasks())
+def test_benchmark_shifts_are_registered_shifts(kind):
+    t = task(kind)
+    assert set(t.benchmark_shifts) <= set(shifts(t)) and t.families[0] in tl.data.FAMILIES
+
+
+def test_the_mri_benchmark_reports_4x_and_8x(tmp_path, capsys):
+    from tomolearn.cli import main
+    out = tmp_path / "b.json"
+    assert main(["benchmark", "mri", "--task-set", "image_size=24", "--task-set", "n_coils=4",
+                 "--methods", "zero-filled", "--n", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["method"], r["acceleration"]) for r in rows] == [("zero-filled", 4.0),
+                                                                 ("zero-filled", 8.0)]
+    assert rows[0]["psnr"] > rows[1]["psnr"]

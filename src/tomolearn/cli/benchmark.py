@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ..data import FAMILIES, SPLIT_SIZES
 from ..modalities.ct.contention import benchmark_contention, format_contention_table
 from ..operators.speed import operator_speed, operator_speed_tasks
-from ..registry import method, methods, tasks
+from ..registry import method, methods, shifted, tasks
 from ..studies import (SPEED_ARCHITECTURES, benchmark, format_quality_table, format_speed_table,
                        learned_speed, tv_time_to_converge)
 from .options import (EXAMPLES, UsageError, add_force_flag, add_output_flags, add_task_options,
@@ -188,16 +188,22 @@ def _quality(args) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     n = args.n or size
+    settings = [t] + [s for s in (shifted(t, name) for name in t.benchmark_shifts) if s != t]
     rows = []
-    for name in names:
-        params = {name: {"amp": True}} if args.amp and method(name).kind == "learned" else None
-        with tqdm(total=n, desc=name, unit="img", file=sys.stderr, leave=False) as bar:
-            rows += benchmark([name], n=n, batch_size=args.batch_size, params=params, task=t,
-                              family=args.family, device=args.device,
-                              progress=lambda done, total: bar.update(done - bar.n))
-    print(f"task {t.kind}, {args.family} test split, first {n} samples "
-          f"({'all' if n == size else 'a prefix'}); torch threads {rows[0]['torch_threads']}")
-    print(format_quality_table(rows))
+    for setting in settings:  # the task's own setting, then those it asks to be reported beside
+        part = []
+        for name in names:
+            params = {name: {"amp": True}} if args.amp and method(name).kind == "learned" else None
+            with tqdm(total=n, desc=name, unit="img", file=sys.stderr, leave=False) as bar:
+                part += benchmark([name], n=n, batch_size=args.batch_size, params=params,
+                                  task=setting, family=args.family, device=args.device,
+                                  progress=lambda done, total: bar.update(done - bar.n))
+        described = ", ".join(f"{k} {v}" for k, v in setting.setting().items())
+        print(f"task {t.kind}{' (' + described + ')' if described else ''}, {args.family} test "
+              f"split, first {n} samples ({'all' if n == size else 'a prefix'}); torch threads "
+              f"{part[0]['torch_threads']}")
+        print(format_quality_table(part))
+        rows += part
     extra = {}
     if "tv" in names:
         extra["tv_single_image"] = tv_time_to_converge(task=t, family=args.family)

@@ -62,6 +62,9 @@ class Task(abc.ABC):
     #: The fields (dotted for nested ones) that name the task's setting in result rows, e.g.
     #: ``("acceleration",)`` for MRI (:meth:`setting`).
     headline: Tuple[str, ...] = ()
+    #: Shifts whose settings ``tomolearn benchmark TASK`` reports beside the task's own (e.g.
+    #: MRI's 8x beside its 4x), each a registered shift name.
+    benchmark_shifts: Tuple[str, ...] = ()
     #: Image families the demo shows, the training (in-distribution) family first.
     families: Tuple[str, ...] = ("ellipses", "shepp-logan", "rectangles", "lesions")
     #: How reports label one measurement shown as an image: its name and (row, column) axes.

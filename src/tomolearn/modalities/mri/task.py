@@ -113,6 +113,7 @@ class MRITask(Task):
     data_name = "k-space (log magnitude, coils combined)"
     data_axes = ("readout line", "phase-encoding line")
     families = ("brain", "ellipses", "shepp-logan", "lesions")
+    benchmark_shifts = ("acceleration-8",)
     image_dtype = torch.complex64
     value_range = (0.0, 1.0)
     units = ("complex images, magnitude in [0, 1] (arbitrary units); k-space: centred "
