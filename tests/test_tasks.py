@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tomolearn as tl
+from tomolearn import studies
 from tomolearn.registry import shifted, shifts, task
 
 
@@ -66,7 +67,7 @@ def test_the_setting_names_headline_fields_and_rows_carry_it(kind):
     t = type(task(kind)).tiny()
     setting = t.setting()
     assert len(setting) == len(t.headline) and json.loads(json.dumps(setting)) == setting
-    rows = tl.studies.benchmark([tl.methods(t)[0]], n=1, task=t)
+    rows = studies.benchmark([tl.methods(t)[0]], n=1, task=t)
     assert all(rows[0][k] == v for k, v in setting.items()) and rows[0]["task"] == kind
 
 
