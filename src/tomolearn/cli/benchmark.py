@@ -34,8 +34,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "--methods on its test split, beside published numbers where there are "
                         "some (DIVal's table for ct on ellipses)")
     add_task_options(p)
-    p.add_argument("--family", default="ellipses",
-                   help="TASK: the image family (default ellipses)")
+    p.add_argument("--family", default=None,
+                   help="TASK: the image family (default: the task's training family, ellipses "
+                        "for ct, brain for mri)")
     p.add_argument("--methods", type=csv_list, default=None,
                    help="quality: comma-separated registered methods (default: the classical "
                         "ones the task supports; " + methods_by_task() + "); learned: networks "
@@ -171,6 +172,8 @@ def _learned(args) -> int:
 
 def _quality(args) -> int:
     t = task_from_args(args)
+    if args.family is None:
+        args.family = t.families[0]
     check_memory(f"task {t.kind} at batch {args.batch_size}", t, max(1, args.batch_size),
                  args.force)  # before anything builds the task's operator
     supported = methods(t)

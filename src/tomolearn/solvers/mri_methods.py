@@ -4,8 +4,8 @@
 ``"mri"`` task's multi-coil SENSE operator today) through the solver seam: least squares
 ``1/2 ||A x - y||^2`` (complex, gradients ``A^H (A x - y)``) plus a regulariser, solved by
 CGLS or FISTA.  Their ``tuned["mri"]`` parameters were chosen on the validation split by
-``scripts/tune_mri.py`` (ellipses, the default ``"mri"`` task: 160 x 160, 8 coils,
-equispaced 4x).  ``zero-filled`` and ``grappa`` (no solver) are registered by
+``scripts/tune_mri.py`` (brain, the ``"mri"`` task's training family, default task: 160 x
+160, 8 coils, equispaced 4x).  ``zero-filled`` and ``grappa`` (no solver) are registered by
 :mod:`tomolearn.modalities.mri.methods`.
 
 References
@@ -77,8 +77,9 @@ def _build_cs_wavelet(task, op, device, lam=5e-4, n_iter=100, wavelet="db4", lev
     return _solver(lambda y: fista(op, y, LeastSquares(), reg, n_iter=n_iter))
 
 
-# tuned: the best PSNR of scripts/tune_mri.py's grids on 4 validation images (side by side:
-# zero-filled 24.88 dB, grappa 25.44, sense 27.47, cs-tv 37.14, cs-wavelet 28.99)
+# tuned: the best PSNR of scripts/tune_mri.py's grids on 4 brain validation images (side by
+# side: zero-filled 22.68 dB, grappa 23.12, sense 24.04, cs-tv 36.60, cs-wavelet 27.77; on
+# ellipses the best cs-tv/cs-wavelet lam was 5e-4)
 register_method("sense", _build_sense, requires=_REQUIRES,
                 defaults={"n_iter": 40, "damping": 0.01},
                 # n_iter 5..40 x damping 0, 0.01, 0.03; undamped CG diverges from the truth
@@ -86,10 +87,10 @@ register_method("sense", _build_sense, requires=_REQUIRES,
                 tuned={"mri": {"n_iter": 40, "damping": 0.01}},
                 description="SENSE, conjugate gradients on the normal equations")
 register_method("cs-tv", _build_cs_tv, requires=_REQUIRES, slow=True,
-                defaults={"lam": 5e-4, "n_iter": 100, "inner_iter": 10},
-                tuned={"mri": {"lam": 5e-4, "n_iter": 100, "inner_iter": 10}},
+                defaults={"lam": 2e-3, "n_iter": 100, "inner_iter": 10},
+                tuned={"mri": {"lam": 2e-3, "n_iter": 100, "inner_iter": 10}},
                 description="compressed sensing, total variation of the complex image, FISTA")
 register_method("cs-wavelet", _build_cs_wavelet, requires=_REQUIRES, slow=True,
-                defaults={"lam": 5e-4, "n_iter": 100, "wavelet": "db4", "levels": 4},
-                tuned={"mri": {"lam": 5e-4, "n_iter": 100, "wavelet": "db4", "levels": 4}},
+                defaults={"lam": 1e-3, "n_iter": 100, "wavelet": "db4", "levels": 4},
+                tuned={"mri": {"lam": 1e-3, "n_iter": 100, "wavelet": "db4", "levels": 4}},
                 description="compressed sensing, l1 of db4 wavelets, FISTA")
