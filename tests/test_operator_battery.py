@@ -29,7 +29,9 @@ def _rand(shape, dtype, seed):
     return torch.randn(shape, generator=g, dtype=dtype)
 
 
-@pytest.fixture(params=NAMES)
+# the NUFFT examples are the slowest (gradgradcheck through finufft): full runs only
+@pytest.fixture(params=[pytest.param(n, marks=pytest.mark.slow) if n.startswith("mri.nufft")
+                        else n for n in NAMES])
 def op(request):
     return EXAMPLES[request.param]()
 
