@@ -291,6 +291,14 @@ def test_help_lists_every_registered_method(verb, capsys):
         assert name in text, (verb, name)
 
 
+def test_info_lists_the_trainable_architectures(tmp_path, capsys):
+    from tomolearn.cli import main
+    assert main(["info", "--json", str(tmp_path / "i.json")]) == 0
+    out = capsys.readouterr().out
+    arch = json.loads((tmp_path / "i.json").read_text())["architectures"]
+    assert {"lpd", "modl", "varnet"} <= set(arch) and "varnet" in out and all(arch.values())
+
+
 def test_version():
     proc = cli("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"tomolearn {tl.__version__}"

@@ -14,6 +14,7 @@ from .. import __version__
 from ..ct import RayTransform
 from ..modalities.ct.speed import OPERATOR_CASES
 from ..registry import method, methods, shifts, task, tasks
+from ..weights import architecture_description, architectures
 from .options import EXAMPLES, add_output_flags, check_out_file, write_json
 
 
@@ -60,6 +61,7 @@ def run(args) -> int:
                       "shifts": shifts(k)} for k in tasks()},
         "methods": {m: {"kind": method(m).kind, "description": method(m).description,
                         "weights": method(m).weights} for m in methods()},
+        "architectures": {a: architecture_description(a) for a in architectures()},
     }
     print(f"tomolearn {info['tomolearn']}  (Python {info['python']}, {info['platform']})")
     print(f"torch {info['torch']}, numpy {info['numpy']}, scipy {info['scipy']}, "
@@ -68,6 +70,8 @@ def run(args) -> int:
     print(f"threads: torch {info['torch_threads']} of {info['cpu_count']} CPUs")
     for k, t in info["tasks"].items():
         print(f"task {k}: methods {', '.join(t['methods'])}; shifts {', '.join(t['shifts'])}")
+    print(f"trainable architectures (tomolearn train model.name): "
+          f"{', '.join(info['architectures'])}")
     print("ray-transform backends (backend='auto'):")
     for name, b in backends.items():
         print(f"  {name:<9} {b['geometry']}: {b['backend']} "
