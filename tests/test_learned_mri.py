@@ -9,7 +9,8 @@ import torch
 
 import tomolearn as tl
 from tomolearn.learned import MoDL, VarNet
-from tomolearn.learned.varnet import _ifft2c, acs_region
+from tomolearn.learned.varnet import acs_region
+from tomolearn.operators.fourier import ifft2c as _ifft2c
 from tomolearn.modalities.mri import MultiCoilSENSE, SingleCoilCartesian
 from tomolearn.train import load_config, trainer_from_config
 from tomolearn.weights import architectures, build_model, register_architecture

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tomolearn.modalities.mri.coils import birdcage_maps
-from tomolearn.modalities.mri.fourier import fft2c
+from tomolearn.operators.fourier import fft2c
 from tomolearn.modalities.mri.nufft import NonCartesianSENSE, density_compensation
 from tomolearn.modalities.mri.operators import MultiCoilSENSE
 from tomolearn.modalities.mri.trajectories import radial_trajectory, spiral_trajectory

@@ -24,23 +24,9 @@ import torch
 from torch import nn
 
 from ..operators import LinearOperator
+from ..operators.fourier import fft2c, ifft2c
 from .base import _Reconstructor
 from .unet import UNet
-
-_DIMS = (-2, -1)
-
-
-def _fft2c(x: torch.Tensor) -> torch.Tensor:
-    """Centred orthonormal 2-D DFT over the last two axes (fastMRI's ``fft2c``)."""
-    x = torch.fft.ifftshift(x, dim=_DIMS)
-    return torch.fft.fftshift(torch.fft.fftn(x, dim=_DIMS, norm="ortho"), dim=_DIMS)
-
-
-def _ifft2c(k: torch.Tensor) -> torch.Tensor:
-    """Centred orthonormal inverse 2-D DFT over the last two axes (fastMRI's ``ifft2c``)."""
-    k = torch.fft.ifftshift(k, dim=_DIMS)
-    return torch.fft.fftshift(torch.fft.ifftn(k, dim=_DIMS, norm="ortho"), dim=_DIMS)
-
 
 def _run(line: torch.Tensor, centre: int) -> tuple:
     """``(start, stop)`` of the run of True entries of a 1-D bool ``line`` containing ``centre``."""
@@ -94,8 +80,8 @@ class _NormUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.view_as_real(x[:, 0]).permute(0, 3, 1, 2)  # (N, 2, H, W)
-        mean = h.mean(dim=_DIMS, keepdim=True)
-        std = h.std(dim=_DIMS, keepdim=True, correction=0) + self.eps
+        mean = h.mean(dim=(-2, -1), keepdim=True)
+        std = h.std(dim=(-2, -1), keepdim=True, correction=0) + self.eps
         out = (self.unet((h - mean) / std) * std).to(h.dtype)
         return torch.complex(out[:, 0], out[:, 1])[:, None]
 
@@ -211,7 +197,7 @@ class VarNet(_Reconstructor):
         normalised to ``sum_c |S_c|^2 = 1`` (0 where no coil has signal)."""
         acs = self.acs.to(y.device)
         y_acs = y * acs
-        a = _ifft2c(y_acs[:, 0])  # (B, C, H, W) low-resolution coil images
+        a = ifft2c(y_acs[:, 0])  # (B, C, H, W) low-resolution coil images
         a = a * torch.sgn(self.op.adjoint(y_acs)).conj()  # the operator's phase convention
         b, c = a.shape[:2]
         flat = a.reshape((b * c, 1) + tuple(a.shape[-2:]))
@@ -225,8 +211,8 @@ class VarNet(_Reconstructor):
         :meth:`sensitivities`.  With ``eta_t = 1`` and a zero CNN output it is hard data
         consistency: ``(1 - M) k + M y``."""
         m = self.mask.to(device=k.device, dtype=k.real.dtype)
-        image = (_ifft2c(k) * maps.conj()).sum(dim=1, keepdim=True)  # R F^{-1} k
-        return k - self.eta[t] * m * (k - y) + _fft2c(maps * self.cnns[t](image))
+        image = (ifft2c(k) * maps.conj()).sum(dim=1, keepdim=True)  # R F^{-1} k
+        return k - self.eta[t] * m * (k - y) + fft2c(maps * self.cnns[t](image))
 
     def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
         maps = self.sensitivities(y)
@@ -234,4 +220,4 @@ class VarNet(_Reconstructor):
         k = data
         for t in range(len(self.cnns)):
             k = self.cascade(t, k, data, maps)
-        return (_ifft2c(k) * maps.conj()).sum(dim=1, keepdim=True)
+        return (ifft2c(k) * maps.conj()).sum(dim=1, keepdim=True)

@@ -2,7 +2,8 @@
 
 ``base`` holds :class:`Operator` and :class:`LinearOperator` (validation, the
 autograd function whose backward is the adjoint, composition, norm);
-``matrix`` the identity and dense-matrix operators; ``registry`` the example
+``matrix`` the identity and dense-matrix operators; ``fourier`` the centred orthonormal
+2-D DFT (fastMRI's ``fft2c``, used by MRI and by learned k-space networks); ``registry`` the example
 operators that the shared test battery runs over.  Operators import no
 modality; modalities import this package.
 """

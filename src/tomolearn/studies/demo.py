@@ -456,9 +456,9 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
         ``seconds_total``.
     """
     t_start = time.perf_counter()
-    kind = as_task(task) if isinstance(task, (str, dict)) else task
-    families = list(kind.families) if families is None else families
-    training_family = kind.families[0] if training_family is None else training_family
+    defaults = as_task(task).families
+    families = list(defaults) if families is None else families
+    training_family = defaults[0] if training_family is None else training_family
     s = _check_inputs(task, n_images, methods, families, seed, bounds, alpha, calibration_n,
                       batch_size, training_family)
     dev = _resolve_device(device)

@@ -12,7 +12,7 @@ Conventions (fastMRI's):
 * Non-Cartesian trajectories are in radians per pixel, ``[-pi, pi)``, last axis
   ``(k_row, k_col)``.
 
-Modules: ``fourier`` (fft2c, ifft2c), ``masks`` (fastMRI random / equispaced, Poisson disc),
+Modules (fft2c and ifft2c come from :mod:`tomolearn.operators.fourier`): ``masks`` (fastMRI random / equispaced, Poisson disc),
 ``trajectories`` (golden-angle radial, spiral), ``coils`` (birdcage maps, validation),
 ``operators`` (SingleCoilCartesian, MultiCoilSENSE), ``noise`` (complex Gaussian at an SNR,
 coil-correlated), ``task`` (the ``"mri"`` task and its shifts), ``examples`` (the operator
@@ -27,7 +27,7 @@ from . import examples, methods, speed  # noqa: F401
 from .coils import birdcage_maps, normalize_maps, validate_maps  # noqa: F401
 from .combine import coil_combine, rss  # noqa: F401
 from .espirit import espirit_kernels, espirit_maps  # noqa: F401
-from .fourier import fft2c, ifft2c  # noqa: F401
+from ...operators.fourier import fft2c, ifft2c  # noqa: F401
 from .files import (ismrmrd_header, read_fastmri, read_ismrmrd_header,  # noqa: F401
                     read_mr_dicom, write_fastmri, write_fastmri_sample)
 from .grappa import GrappaPlan, acs_columns, grappa, grappa_plan  # noqa: F401

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from .coils import validate_maps
-from .fourier import ifft2c
+from ...operators.fourier import ifft2c
 
 __all__ = ["rss", "coil_combine"]
 

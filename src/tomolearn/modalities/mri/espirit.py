@@ -42,7 +42,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .fourier import ifft2c
+from ...operators.fourier import ifft2c
 
 __all__ = ["espirit_maps", "espirit_kernels"]
 

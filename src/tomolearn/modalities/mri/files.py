@@ -38,7 +38,7 @@ import torch
 from ...data.io import read_dicom_series
 from ...files import atomic_write_bytes
 from .combine import rss
-from .fourier import fft2c, ifft2c
+from ...operators.fourier import fft2c, ifft2c
 
 __all__ = ["ismrmrd_header", "read_ismrmrd_header", "write_fastmri", "read_fastmri",
            "write_fastmri_sample", "read_mr_dicom"]

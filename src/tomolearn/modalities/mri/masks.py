@@ -2,7 +2,7 @@
 Poisson-disc masks.
 
 Every mask is a boolean tensor of the k-space shape ``(H, W)`` (``True``: sampled), in the
-centred layout of :func:`tomolearn.modalities.mri.fourier.fft2c` (zero frequency at
+centred layout of :func:`tomolearn.operators.fourier.fft2c` (zero frequency at
 ``(H // 2, W // 2)``).  The 1-D masks sample whole lines along the readout (row) axis and
 choose the phase-encoding columns (the last axis), as fastMRI's mask functions [1]_ do; the
 same column pattern is repeated on every row.
@@ -100,6 +100,15 @@ def _as_2d(columns: np.ndarray, shape) -> torch.Tensor:
 
 
 # -- fastMRI's 1-D masks ------------------------------------------------------------------------
+def _line_mask_setup(shape, acceleration, center_fraction):
+    """The validated arguments of a phase-encoding line mask and its number of centre lines:
+    ``(shape, acceleration, center_fraction, num_low)``."""
+    shape = _shape(shape)
+    acceleration, center_fraction = _acceleration(acceleration), _center_fraction(center_fraction)
+    return shape, acceleration, center_fraction, _low_frequencies(shape[1], acceleration,
+                                                                  center_fraction)
+
+
 def random_mask(shape, acceleration: float, center_fraction: float,
                 seed: int = 0) -> torch.Tensor:
     """fastMRI's ``RandomMaskFunc``: a fully sampled centre plus random columns.
@@ -126,10 +135,9 @@ def random_mask(shape, acceleration: float, center_fraction: float,
     -------
     torch.Tensor, (H, W) bool
     """
-    shape = _shape(shape)
-    acceleration, center_fraction = _acceleration(acceleration), _center_fraction(center_fraction)
+    shape, acceleration, center_fraction, num_low = _line_mask_setup(shape, acceleration,
+                                                                      center_fraction)
     n_cols = shape[1]
-    num_low = _low_frequencies(n_cols, acceleration, center_fraction)
     rs = np.random.RandomState(_seed(seed))
     rs.randint(0, 1)  # fastMRI's choose_acceleration among one (center_fraction, acceleration)
     prob = (n_cols / acceleration - num_low) / (n_cols - num_low)
@@ -161,10 +169,9 @@ def equispaced_mask(shape, acceleration: float, center_fraction: float, seed: in
     -------
     torch.Tensor, (H, W) bool
     """
-    shape = _shape(shape)
-    acceleration, center_fraction = _acceleration(acceleration), _center_fraction(center_fraction)
+    shape, acceleration, center_fraction, num_low = _line_mask_setup(shape, acceleration,
+                                                                      center_fraction)
     n_cols = shape[1]
-    num_low = _low_frequencies(n_cols, acceleration, center_fraction)
     if acceleration == 1:
         return torch.ones(shape, dtype=torch.bool)
     adjusted = acceleration * (num_low - n_cols) / (num_low * acceleration - n_cols)

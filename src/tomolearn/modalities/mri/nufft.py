@@ -7,7 +7,7 @@ The forward model samples the image's Fourier transform at arbitrary k-space poi
 
     ``y_{c,j} = (H W)^{-1/2} sum_n S_c[n] x[n] exp(-i k_j . (n - (H // 2, W // 2)))``
 
-with the unitary scale of :func:`~tomolearn.modalities.mri.fourier.fft2c`, so that on the
+with the unitary scale of :func:`~tomolearn.operators.fourier.fft2c`, so that on the
 Cartesian grid points ``k = 2 pi (m - N // 2) / N`` the operator agrees with ``fft2c`` (to
 the NUFFT's accuracy).  The sums are computed by FINUFFT [1]_ (type 2 forward; the adjoint
 is the same plan run backwards, ``Plan.execute_adjoint``, a type-1 transform with the very

@@ -1,7 +1,7 @@
 """Cartesian MRI forward operators: single-coil Fourier sampling and multi-coil SENSE.
 
 Images are complex ``(B, C, H, W)``; k-space follows fastMRI: the centred orthonormal DFT
-(:func:`~tomolearn.modalities.mri.fourier.fft2c`) with zeros where the mask does not sample
+(:func:`~tomolearn.operators.fourier.fft2c`) with zeros where the mask does not sample
 (zero-filled k-space of the full size, not a list of samples), coils in the dimension after
 the channel: ``(B, C, n_coils, H, W)``.  Both operators are exact: the adjoint is the
 conjugate transpose to floating-point precision, and with maps normalised to

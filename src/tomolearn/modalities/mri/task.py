@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ...registry import Task, register_shift, register_task
 from .coils import birdcage_maps
-from .fourier import fft2c
+from ...operators.fourier import fft2c
 from .masks import (MASKS, _acceleration, _center_fraction, _low_frequencies, equispaced_mask,
                     poisson_disc_mask, random_mask)
 from .noise import complex_gaussian_noise

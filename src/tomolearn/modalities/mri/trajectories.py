@@ -3,7 +3,7 @@
 Coordinates are angular frequencies in **radians per pixel**, in ``[-pi, pi)``: a sample at
 ``k = (k_row, k_col)`` measures ``sum_n x[n] exp(-i k . (n - c))`` of an image ``x`` with
 pixel indices ``n = (row, col)`` and centre ``c = (H // 2, W // 2)``, the continuous version
-of the centred DFT of :func:`tomolearn.modalities.mri.fourier.fft2c` (whose grid points are
+of the centred DFT of :func:`tomolearn.operators.fourier.fft2c` (whose grid points are
 ``k = 2 pi (m - N // 2) / N``).  Divide by ``2 pi`` for cycles per pixel (``[-1/2, 1/2)``);
 multiply by ``N / (2 pi)`` for sigpy's ``coord`` convention (``[-N/2, N/2)``).  The last axis
 of a trajectory holds ``(k_row, k_col)``, in the order of the image axes, as torchkbnufft's
