@@ -43,7 +43,7 @@ from . import __version__
 from . import hardware
 from .files import atomic_write_bytes
 from .learned import (DeepEnsemble, FBPConvNet, LearnedGradientDescent, LearnedPrimalDual, MoDL,
-                      UNet, VarNet)
+                      VarNet)
 from .registry import methods, register_method, task
 from .registry import method as method_info
 from .uq import scale_from_ensemble
@@ -60,8 +60,7 @@ class WeightsError(ValueError):
 
 
 def _fbpconvnet(op, channels: int = 16, depth: int = 4, norm: str = "batch"):
-    c = 2 if op.requires_complex else 1  # complex images as real and imaginary channels
-    return FBPConvNet(op, UNet(c, c, channels=channels, depth=depth, norm=norm))
+    return FBPConvNet(op, channels=channels, depth=depth, norm=norm)
 
 
 #: Learned architectures without shipped weights: name -> (constructor, description).

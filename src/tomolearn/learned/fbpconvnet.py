@@ -23,8 +23,10 @@ class FBPConvNet(_Reconstructor):
     op : LinearOperator
         Forward operator, images ``(B, 1, H, W)`` to data ``(B, 1, A, D)``.
     unet : UNet, optional
-        Image-to-image network with one input and one output channel; by
-        default ``UNet(1, 1, channels=32, depth=4, norm="batch")``.
+        Image-to-image network with ``image_channels`` input and output channels (1, or 2
+        for complex images); by default ``UNet(c, c, channels, depth, norm)``.
+    channels, depth, norm
+        Of the default U-Net (32, 4, "batch").
 
     Notes
     -----
@@ -32,11 +34,13 @@ class FBPConvNet(_Reconstructor):
     dtype and device as ``y`` (the U-Net weights must match them).
     """
 
-    def __init__(self, op, unet: Optional[nn.Module] = None):
+    def __init__(self, op, unet: Optional[nn.Module] = None, channels: int = 32, depth: int = 4,
+                 norm: str = "batch"):
         super().__init__()
         self._bind(op)
         c = self.image_channels  # 2 (real, imaginary) for a complex operator
-        self.unet = unet if unet is not None else UNet(c, c, channels=32, depth=4, norm="batch")
+        self.unet = unet if unet is not None else UNet(c, c, channels=channels, depth=depth,
+                                                       norm=norm)
 
     def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
         h = self.image_to_channels(self.initial(y))
