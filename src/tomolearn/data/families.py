@@ -9,17 +9,12 @@ generalisation study refer to them by that name.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
-import pydicom
 import torch
-import torch.nn.functional as F
 
 from .. import phantoms
-from .io import read_dicom, slice_to_unit_range
 
 __all__ = ["FAMILIES", "register_family"]
 
@@ -461,39 +456,3 @@ def lesions(rng: np.random.Generator, size: int) -> torch.Tensor:
         phantoms.ellipses_image(phantoms.random_ellipse_parameters(rng), size))
     image, _ = add_lesions(base, rng)
     return _as_torch(image)
-
-
-def _pydicom_ct_slice() -> torch.Tensor:
-    """The real CT slice that pydicom ships (``CT_small.dcm``, 128 x 128, 0.66 mm pixels), in [0, 1]."""
-    path = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
-    if not path.exists():
-        raise FileNotFoundError(f"pydicom's bundled CT slice is missing ({path})")
-    return slice_to_unit_range(read_dicom(path)[0]).to(torch.float64)
-
-
-@register_family("ct-slice")
-def ct_slice(rng: np.random.Generator, size: int) -> torch.Tensor:
-    """A real CT slice under a random rigid motion.
-
-    The source is the one real CT image installed with pydicom
-    (``CT_small.dcm``: a vertebra, 128 x 128 pixels of 0.66 mm), converted to
-    LoDoPaB's unit range (attenuation / mu_max, see
-    :func:`tomolearn.data.io.slice_to_unit_range`; values about 0.03 to 0.53).
-    Each draw rotates it by U(0, 2 pi) about the centre (bilinear, zero
-    outside the rotated square), mirrors it left-right with probability 1/2
-    and resamples it to ``size`` x ``size``.  Variation is limited to these
-    motions: one slice is all a package ships; real series can be read with
-    :func:`tomolearn.data.io.read_dicom` and simulated with
-    :func:`tomolearn.ct.real_measurement_pair`.
-    """
-    angle = rng.uniform(0.0, 2 * np.pi)
-    flip = rng.uniform() < 0.5
-    image = _pydicom_ct_slice()
-    if flip:
-        image = image.flip(-1)
-    c, s = math.cos(angle), math.sin(angle)
-    theta = torch.tensor([[[c, -s, 0.0], [s, c, 0.0]]], dtype=torch.float64)
-    grid = F.affine_grid(theta, (1, 1, size, size), align_corners=False)
-    out = F.grid_sample(image[None, None], grid, mode="bilinear", padding_mode="zeros",
-                        align_corners=False)[0, 0]
-    return out.clamp(0.0, 1.0)

@@ -112,7 +112,7 @@ class MRITask(Task):
     headline = ("acceleration", "center_fraction", "mask", "n_coils")
     data_name = "k-space (log magnitude, coils combined)"
     data_axes = ("readout line", "phase-encoding line")
-    families = ("brain", "ellipses", "shepp-logan", "lesions")
+    families = ("brain", "mr-slice", "ellipses", "shepp-logan")
     benchmark_shifts = ("acceleration-8",)
     image_dtype = torch.complex64
     value_range = (0.0, 1.0)
