@@ -110,6 +110,35 @@ def test_hdf5_file_with_other_spec_is_refused(tmp_path):
 
 
 # -- training, logs, weights ----------------------------------------------------------------
+def test_init_weights_fine_tunes_from_trained_weights(tmp_path):
+    first = T.trainer_from_config(tiny_config(steps=4, val_every=4), out_dir=tmp_path / "a",
+                                  progress=False)
+    first.fit()
+    trained, card = load_weights(tmp_path / "a" / "final.safetensors")
+    cfg = tiny_config(steps=4, val_every=4)
+    cfg["model"]["init_weights"] = str(tmp_path / "a" / "final.safetensors")
+    second = T.trainer_from_config(cfg, out_dir=tmp_path / "b", progress=False)
+    start = second.model.state_dict()
+    assert all(torch.equal(start[k].float(), trained[k]) for k in trained)
+    fresh = T.trainer_from_config(tiny_config(), out_dir=tmp_path / "c", progress=False)
+    assert not all(torch.equal(fresh.model.state_dict()[k].float(), trained[k]) for k in trained)
+    second.fit()
+    _, card2 = load_weights(tmp_path / "b" / "final.safetensors")
+    assert card2["model"]["init_weights"]["sha256"] == card["sha256"]
+    assert card2["model"]["init_weights"]["weights"].endswith("final.safetensors")
+    # another architecture size, a missing file, a file that is not weights: one-line errors
+    other = json.loads(json.dumps(cfg))
+    other["model"]["params"] = dict(other["model"]["params"], n_iter=1)
+    with pytest.raises(T.ConfigError, match=r"model\.init_weights: .* same architecture"):
+        T.trainer_from_config(other, out_dir=tmp_path / "d", progress=False)
+    cfg["model"]["init_weights"] = str(tmp_path / "missing.safetensors")
+    with pytest.raises(T.ConfigError, match=r"model\.init_weights: .*missing\.safetensors"):
+        T.trainer_from_config(cfg, out_dir=tmp_path / "e", progress=False)
+    cfg["model"]["init_weights"] = "config.yaml"
+    with pytest.raises(T.ConfigError, match=r"shipped model .* or a \.safetensors file"):
+        T.trainer_from_config(cfg, out_dir=tmp_path / "f", progress=False)
+
+
 def test_fit_learns_and_writes_logs_and_cards(tmp_path):
     cfg = tiny_config(steps=24, tensorboard=True, ema_decay=0.5, val_every=8)
     trainer = T.trainer_from_config(cfg, out_dir=tmp_path, progress=False)

@@ -35,6 +35,7 @@ CONFIG_SCHEMA = {
     "model": {
         "name": ("lpd", (str,)),
         "params": ({}, (dict,)),
+        "init_weights": (None, (str, None)),
     },
     "data": {
         "task": ("ct", (str,)),

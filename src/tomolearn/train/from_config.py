@@ -8,6 +8,7 @@ model card.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import h5py
@@ -16,7 +17,7 @@ from torch.utils.data import Subset, TensorDataset
 
 from ..data import SimulatedDataset, open_hdf5, spec_differences
 from ..registry import shifted, task
-from ..weights import build_model
+from ..weights import SHIPPED, WeightsError, available, build_model, load_weights
 from .config import ConfigError, load_config
 from .trainer import Trainer
 
@@ -65,6 +66,29 @@ def _dataset(config: dict, split: str, spec):
     return ds if n == len(ds) else Subset(ds, range(n))
 
 
+def _initialise(model, model_config: dict) -> dict:
+    """Load ``model.init_weights`` (a shipped name or a ``.safetensors`` path with its card)
+    into ``model``: fine-tuning starts from trained weights of the same architecture and
+    parameters.  Returns what the card records: ``{"weights", "sha256", "validation"}``."""
+    given = model_config["init_weights"]
+    path = SHIPPED / f"{given}.safetensors" if given in available() else Path(given)
+    if path.suffix != ".safetensors":
+        raise ConfigError(f"model.init_weights: expected a shipped model ({', '.join(available())})"
+                          f" or a .safetensors file, got {given!r}")
+    try:
+        state, card = load_weights(path)
+    except (FileNotFoundError, WeightsError) as e:
+        raise ConfigError(f"model.init_weights: {e}") from None
+    want = {"name": model_config["name"], "params": model_config["params"]}
+    got = {"name": card["model"]["name"], "params": card["model"].get("params", {})}
+    if got != want:
+        raise ConfigError(f"model.init_weights: {given} holds a {got['name']} with "
+                          f"{got['params']}; this configuration trains a {want['name']} with "
+                          f"{want['params']} (fine-tuning needs the same architecture)")
+    model.load_state_dict(state)
+    return {"weights": str(given), "sha256": card["sha256"], "validation": card.get("validation")}
+
+
 def trainer_from_config(config, out_dir=None, progress: bool = True,
                         overrides: Sequence[str] = ()) -> Trainer:
     """A :class:`Trainer` for a configuration and overrides (see :func:`load_config`)."""
@@ -81,11 +105,14 @@ def trainer_from_config(config, out_dir=None, progress: bool = True,
     except ValueError as e:  # bad parameters, or an operator the architecture cannot use
         raise ConfigError(f"model.params: {e} (model.name {config['model']['name']!r}, "
                           f"data.task {spec.kind!r})") from None
+    initialised = (_initialise(model, config["model"]) if config["model"]["init_weights"]
+                   else None)
     data_spec = {"family": config["data"]["family"], "shift": config["data"]["shift"],
                  "simulation": spec.to_dict(), "train_size": len(train_data),
                  "validation_size": len(val_data)}
     card = {"model": {"name": config["model"]["name"], "params": config["model"]["params"],
-                      "class": type(model).__name__, "n_parameters": model.n_parameters},
+                      "class": type(model).__name__, "n_parameters": model.n_parameters,
+                      "init_weights": initialised},
             "task": spec.spec(), "geometry": model.geometry_spec, "data": data_spec,
             "config": config}
     keys = ("steps", "batch_size", "lr", "optimizer", "weight_decay", "betas", "warmup_steps",
