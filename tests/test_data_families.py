@@ -16,7 +16,7 @@ from tomolearn.data.families import (FAMILIES, add_lesions, polygon_mask, polygo
 from tomolearn.phantoms import ellipses_image, normalize_foreground, random_ellipse_parameters
 
 #: Families that ignore the generator by design.
-DETERMINISTIC = {"shepp-logan"}
+DETERMINISTIC = {"shepp-logan", "nema-iq"}  # nema-iq: the fixed NEMA NU 2 phantom (PET)
 OOD = ["rectangles", "polygons", "textured-ellipses", "lesions"]
 
 

@@ -52,7 +52,7 @@ def test_shifts_are_registered_per_task():
     ({"task": "ct", "n_angels": 30}, r"unknown ct task spec field\(s\): n_angels; expected some of"),
     ({"task": "spect"}, r"unknown task 'spect'; registered: ct, mri"),
     ({"n_angles": 30}, "needs a 'task' key"),
-    ("pet", "unknown task 'pet'"),
+    ("spect", "unknown task 'spect'"),
     ({"task": "ct", "n_angles": 0}, "n_angles must be a positive int"),
 ])
 def test_bad_specs_are_named(spec, message):

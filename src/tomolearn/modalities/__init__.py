@@ -1,4 +1,4 @@
-"""The physics of each imaging modality, one sub-package each (``ct``, ``mri``).
+"""The physics of each imaging modality, one sub-package each (``ct``, ``mri``, ``pet``).
 
 A modality package provides its geometries and forward operators (registered
 with the operator battery), its default initial reconstruction, its noise
@@ -7,6 +7,6 @@ models, readers and measurement shifts, and registers its tasks
 branches on the modality.
 """
 
-from . import ct, mri  # noqa: F401
+from . import ct, mri, pet  # noqa: F401
 
-__all__ = ["ct", "mri"]
+__all__ = ["ct", "mri", "pet"]

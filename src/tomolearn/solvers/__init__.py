@@ -41,7 +41,7 @@ forms; the scheme forms taking a fidelity / regulariser are
 ``tomolearn.solvers.algebraic.cgls`` and ``.sirt``.
 """
 
-from . import methods, mri_methods  # noqa: F401  (register the solvers as reconstruction methods)
+from . import methods, mri_methods, pet_methods  # noqa: F401  (register the solvers as methods)
 from ._loop import Result
 from .algebraic import em, subset_operator
 from .classic import (cgls, landweber, least_squares_tv_objective, mlem, osem,

@@ -1,0 +1,167 @@
+"""PET linear operators: an image-space Gaussian PSF and the projector ``n . a . A . PSF``.
+
+Shapes: images ``(B, C, H, W)`` (activity per voxel), sinograms ``(B, C, n_views, n_bins)``
+(counts).  Both operators accept float32/float64 and complex input (complex input is
+projected part by part, as the ray transform does), on CPU or CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...operators import LinearOperator
+from ..ct.ray_transform import RayTransform
+
+__all__ = ["GaussianPSF", "PETProjector", "gaussian_kernel", "FWHM_TO_SIGMA"]
+
+#: ``sigma = FWHM * FWHM_TO_SIGMA`` for a Gaussian (1 / (2 sqrt(2 ln 2))).
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+
+def gaussian_kernel(fwhm: float, spacing: float, truncate: float = 3.0) -> torch.Tensor:
+    """Normalised 1-D Gaussian kernel (float64, odd length, sum 1) sampled at the centres of
+    bins ``spacing`` apart; ``fwhm`` and ``spacing`` in the same unit; radius ``ceil(truncate
+    sigma / spacing)`` bins.  ``fwhm = 0`` gives the identity kernel ``[1]``."""
+    if not (math.isfinite(fwhm) and fwhm >= 0 and math.isfinite(spacing) and spacing > 0):
+        raise ValueError(f"need fwhm >= 0 and spacing > 0, got fwhm={fwhm!r}, spacing={spacing!r}")
+    sigma = fwhm * FWHM_TO_SIGMA / spacing
+    if sigma == 0:
+        return torch.ones(1, dtype=torch.float64)
+    radius = max(1, int(math.ceil(truncate * sigma)))
+    k = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    g = torch.exp(-0.5 * (k / sigma) ** 2)
+    return g / g.sum()
+
+
+def _separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Zero-padded 'same' convolution of ``x`` (B, C, H, W) with ``kernel`` along both axes."""
+    if x.is_complex():
+        return torch.complex(_separable(x.real.contiguous(), kernel),
+                             _separable(x.imag.contiguous(), kernel))
+    b, c, h, w = x.shape
+    r = kernel.numel() // 2
+    k = kernel.to(dtype=x.dtype, device=x.device)
+    flat = x.reshape(b * c, 1, h, w)
+    flat = F.conv2d(flat, k.reshape(1, 1, -1, 1), padding=(r, 0))
+    flat = F.conv2d(flat, k.reshape(1, 1, 1, -1), padding=(0, r))
+    return flat.reshape(b, c, h, w)
+
+
+class GaussianPSF(LinearOperator):
+    """Image-space resolution model: separable Gaussian blur of ``fwhm_mm`` FWHM.
+
+    ``(B, C, H, W) -> (B, C, H, W)``; zero padding at the borders, a symmetric kernel, so the
+    matrix is symmetric and the operator is its own exact adjoint.
+
+    Parameters
+    ----------
+    image_shape : (int, int)
+    fwhm_mm : float
+        Full width at half maximum of the point-spread function (mm, >= 0).
+    voxel_mm : float
+        Voxel side (mm).
+    """
+
+    def __init__(self, image_shape, fwhm_mm: float, voxel_mm: float):
+        super().__init__(tuple(image_shape), tuple(image_shape))
+        self.fwhm_mm, self.voxel_mm = float(fwhm_mm), float(voxel_mm)
+        self.register_buffer("kernel", gaussian_kernel(self.fwhm_mm, self.voxel_mm),
+                             persistent=False)
+
+    def _forward(self, x):
+        if self.kernel.numel() == 1:
+            return x.clone()
+        return _separable(x, self.kernel)
+
+    _adjoint = _forward
+
+    def _default_device(self):
+        return torch.device("cpu")
+
+    def extra_repr(self):
+        return f"image_shape={self.domain_shape}, fwhm_mm={self.fwhm_mm}, voxel_mm={self.voxel_mm}"
+
+
+class PETProjector(LinearOperator):
+    """The linear part of the PET model, ``x -> n . a . A (PSF x)`` (expected trues).
+
+    ``(B, C, H, W) -> (B, C, n_views, n_bins)``: ``A`` the exact ray transform (line
+    integrals in mm of an image whose voxels are ``pixel_size`` mm), ``PSF`` an optional
+    :class:`GaussianPSF`, and ``factors = n . a`` per bin (normalisation times attenuation
+    factors, ``(n_views, n_bins)``, non-negative).  The adjoint ``PSF^T A^T (factors . y)`` is
+    its exact transpose.
+
+    Parameters
+    ----------
+    ray : RayTransform
+    factors : torch.Tensor, shape (n_views, n_bins), optional
+        Multiplicative factors per bin; default ones.
+    psf : GaussianPSF, optional
+    background : callable, optional
+        ``background(y) -> (B, C, n_views, n_bins)``: the additive randoms + scatter estimate
+        a reconstruction should use with prompts ``y`` (the task sets it; methods ask for it
+        with :meth:`background_of`).
+    """
+
+    def __init__(self, ray: RayTransform, factors: Optional[torch.Tensor] = None,
+                 psf: Optional[GaussianPSF] = None,
+                 background: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
+        if not isinstance(ray, RayTransform):
+            raise TypeError(f"ray must be a RayTransform, got {type(ray).__name__}")
+        super().__init__(ray.domain_shape, ray.range_shape)
+        if psf is not None and tuple(psf.domain_shape) != tuple(ray.domain_shape):
+            raise ValueError(f"the PSF acts on {psf.domain_shape}, the ray transform on "
+                             f"{ray.domain_shape}")
+        if factors is None:
+            factors = torch.ones(ray.range_shape, dtype=torch.float64)
+        factors = torch.as_tensor(factors, dtype=torch.float64)
+        if tuple(factors.shape) != tuple(ray.range_shape):
+            raise ValueError(f"factors must have shape {ray.range_shape}, got "
+                             f"{tuple(factors.shape)}")
+        if not torch.isfinite(factors).all() or (factors < 0).any():
+            raise ValueError("factors must be finite and non-negative")
+        self.ray, self.psf, self._background = ray, psf, background
+        self.register_buffer("factors", factors, persistent=False)
+        self._subsets = {}
+
+    def _weights(self, t: torch.Tensor) -> torch.Tensor:
+        real = t.real.dtype if t.is_complex() else t.dtype
+        return self.factors.to(dtype=real, device=t.device)
+
+    def _forward(self, x):
+        if self.psf is not None:
+            x = self.psf._forward(x)
+        return self.ray._forward(x) * self._weights(x)
+
+    def _adjoint(self, y):
+        x = self.ray._adjoint(y * self._weights(y))
+        return self.psf._adjoint(x) if self.psf is not None else x
+
+    def _default_device(self):
+        return torch.device("cpu")
+
+    def subset(self, indices) -> "PETProjector":
+        """The projector restricted to the views ``indices`` (ordered subsets), cached."""
+        idx = np.asarray(torch.as_tensor(indices).cpu(), dtype=np.int64).reshape(-1)
+        key = tuple(idx.tolist())
+        if key not in self._subsets:
+            self._subsets[key] = PETProjector(self.ray.angle_subset(idx),
+                                              self.factors[torch.from_numpy(idx)], self.psf)
+        return self._subsets[key]
+
+    def background_of(self, y: torch.Tensor) -> torch.Tensor:
+        """The additive term (randoms + scatter estimate) for prompts ``y`` (B, C, views, bins),
+        same dtype and device; zeros when the projector was built without a background model."""
+        self._check(y, self.range_shape, "background_of")
+        if self._background is None:
+            return torch.zeros_like(y)
+        return self._background(y).to(dtype=y.dtype, device=y.device)
+
+    def extra_repr(self):
+        return (f"image_shape={self.domain_shape}, sinogram={self.range_shape}, "
+                f"psf={'none' if self.psf is None else self.psf.fwhm_mm}")
