@@ -212,10 +212,11 @@ def test_varnet_rebinds_to_another_mask(mri):
 
 
 # -- registration and training ---------------------------------------------------------------
-def test_registered_as_architectures_not_methods(mri):
+def test_architectures_and_methods_registered(mri):
     _, op, _, _ = mri
     assert {"modl", "varnet", "fbpconvnet", "lgd", "lpd"} <= set(architectures())
-    assert not {"modl", "varnet"} & set(tl.methods())  # no weights: nothing ready to run
+    assert "modl" not in tl.methods()  # no weights shipped: nothing ready to run
+    assert "varnet" in tl.methods("mri") and "varnet" not in tl.methods("ct")
     assert isinstance(build_model("modl", op, n_iter=1), MoDL)
     with pytest.raises(ValueError, match="bad parameters for model 'varnet'"):
         build_model("varnet", op, widht=3)
@@ -271,12 +272,38 @@ def test_complex_losses():
     assert float(_complex_loss(out, x, "l1")) == 5.0
 
 
-@pytest.mark.parametrize("name", ["modl", "varnet"])
+@pytest.mark.parametrize("name", ["modl-brain-4x", "varnet-brain-4x", "varnet-brain-8x"])
 def test_shipped_configurations_validate_and_build(name):
-    config = load_config(CONFIGS / f"{name}-brain-4x.yaml")
-    assert config["data"]["task"] == "mri" and config["model"]["name"] == name
+    config = load_config(CONFIGS / f"{name}.yaml")
+    arch = name.split("-")[0]
+    assert config["data"]["task"] == "mri" and config["model"]["name"] == arch
     t = tl.task({**config["data"]["simulation"], "task": "mri"})
-    assert t.acceleration == 4.0
+    assert t.acceleration == float(name[-2])
+    assert t.center_fraction == (0.08 if t.acceleration == 4 else 0.04)
     assert config["data"]["family"] in tl.data.FAMILIES
-    model = build_model(name, t.operator(), **config["model"]["params"])
+    model = build_model(arch, t.operator(), **config["model"]["params"])
     assert model.image_shape == t.image_shape
+
+
+def test_shipped_varnet_beats_sense_on_held_out_brains():
+    from tomolearn.registry import build_method
+
+    model = tl.load("varnet-brain-4x")
+    card = model.card
+    assert card["task"]["acceleration"] == 4.0 and card["data"]["family"] == "brain"
+    assert card["training"]["steps_done"] > 0 and card["validation"]["psnr"] > 30.0
+    t = tl.task("mri")
+    ds = tl.data.SimulatedDataset("brain", "test", t, size=2)
+    y, x = ds.batch([0, 1])
+    op = ds.operator()
+    varnet = build_method("varnet", t, op=op)(y)
+    assert varnet.dtype == torch.complex64 and varnet.shape == x.shape  # complex kept complex
+    sense = build_method("sense", t, op=op)(y)
+    gain = tl.metrics.psnr(varnet, x) - tl.metrics.psnr(sense, x)
+    assert float(gain.min()) > 4.0
+    # bound to the 8x operator (another mask, same image and coil shapes), and refused on
+    # another image size
+    t8 = t.updated({"acceleration": 8.0, "center_fraction": 0.04})
+    assert tl.load("varnet-brain-4x", op=t8.operator())(t8.operator()(x)).shape == x.shape
+    with pytest.raises(ValueError, match="image shape|domain_shape"):
+        tl.load("varnet-brain-4x", op=t.tiny().operator())

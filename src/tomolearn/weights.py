@@ -19,7 +19,7 @@ to the benchmark's operator (or to a compatible operator passed as ``op``).
 
 Architectures: a learned method with shipped weights is registered with the method registry
 (:data:`SHIPPED_METHODS`; ``tl.methods()`` offers it ready to use) together with its
-untrained architecture; an architecture without shipped weights (MoDL, VarNet) is registered
+untrained architecture; an architecture without shipped weights (MoDL) is registered
 with :func:`register_architecture` only, so ``tomolearn train`` can build and train it
 (``model.name``) and :func:`load` can rebuild trained weights of it, while ``tl.methods()``
 offers no method that would need weights nobody has trained.  :func:`architectures` lists
@@ -50,7 +50,7 @@ from .uq import scale_from_ensemble
 
 __all__ = ["architectures", "register_architecture", "architecture_description", "build_model",
            "save_weights", "load_weights", "load", "available", "ensemble_members", "WeightsError",
-           "card_task", "learned_model"]
+           "card_task", "learned_model", "shipped_weights_for"]
 
 SHIPPED = Path(__file__).parent / "weights"
 
@@ -402,19 +402,42 @@ def load(name_or_path, op=None, device="cpu"):
 _loaded: Dict[tuple, torch.nn.Module] = {}
 
 
-def learned_model(name: str, op, device="cpu"):
-    """The shipped model of the learned method ``name`` bound to ``op`` on ``device`` (loaded
-    once per process)."""
-    key = (name, id(op), str(device))
+def _task_distance(weights: str, task) -> int:
+    """How many fields of ``task``'s spec (all but the seed) the shipped card of ``weights``
+    was trained with other values of (a card of another task kind: every field)."""
+    card = json.loads((SHIPPED / f"{weights}.json").read_text(encoding="utf-8"))
+    trained = card.get("task") or {}
+    want = {k: v for k, v in task.spec().items() if k != "seed"}
+    return sum(trained.get(k) != v for k, v in want.items())
+
+
+def shipped_weights_for(name: str, task=None) -> str:
+    """The shipped weights the learned method ``name`` uses for ``task``: among its installed
+    variants (:data:`SHIPPED_METHODS`, e.g. ``varnet-brain-4x`` and ``varnet-brain-8x``), the
+    one whose card's task differs from ``task`` in the fewest fields, the first on ties; the
+    method's registered weights without a task."""
+    primary = method_info(name).weights
+    variants = [w for w in SHIPPED_METHODS.get(name, ((primary,),))[0] if w in _shipped_weights()]
+    if task is None or len(variants) < 2:
+        return primary
+    return min(variants, key=lambda w: _task_distance(w, task))
+
+
+def learned_model(name: str, op, device="cpu", task=None):
+    """The shipped model of the learned method ``name`` for ``task`` (:func:`shipped_weights_for`)
+    bound to ``op`` on ``device`` (loaded once per process)."""
+    weights = shipped_weights_for(name, task)
+    key = (weights, id(op), str(device))
     if key not in _loaded:
-        _loaded[key] = load(method_info(name).weights, op=op, device=device)
+        _loaded[key] = load(weights, op=op, device=device)
     return _loaded[key]
 
 
 def _build_shipped(name: str):
     def build(task, op, device, amp=False):
-        """``recon(y)``: the shipped weights bound to ``op`` (autocast with ``amp``)."""
-        model = learned_model(name, op, device)
+        """``recon(y)``: the shipped weights closest to ``task`` bound to ``op`` (autocast with
+        ``amp``)."""
+        model = learned_model(name, op, device, task)
         warned = []
 
         def run(fn, y):
@@ -432,32 +455,40 @@ def _build_shipped(name: str):
                 return fn(y)
 
         def recon(y):
-            return run(model, y).float()
+            out = run(model, y)  # float32 / complex64 out of autocast's lower precision
+            return out.to(torch.complex64) if out.is_complex() else out.float()
 
         if isinstance(model, DeepEnsemble):
             recon.uncertainty = lambda y: scale_from_ensemble(run(model.members, y).float())
         recon.card = model.card
+        recon.weights = shipped_weights_for(name, task)
         return recon
     return build
 
 
-#: The learned methods whose weights ship in the package (trained on the "ct" task, as their
-#: cards record): name -> (weights, architecture, description).
+#: The learned methods whose weights ship in the package, trained on the task their cards record:
+#: name -> (weights, architecture, description, tasks); the weights are a tuple of variants
+#: trained at different settings of the task, the first the method's registered weights
+#: (:func:`shipped_weights_for` picks the variant closest to the task at hand).
 SHIPPED_METHODS = {
-    "fbpconvnet": ("fbpconvnet-ellipses", _fbpconvnet, "FBP + U-Net (Jin et al. 2017)"),
-    "lgd": ("lgd-ellipses", LearnedGradientDescent,
-            "learned gradient descent (Adler & Oktem 2017)"),
-    "lpd": ("lpd-ellipses", LearnedPrimalDual, "learned primal-dual (Adler & Oktem 2018)"),
-    "lpd-ensemble": ("lpd-ensemble", None, "deep ensemble of learned primal-dual models"),
+    "fbpconvnet": (("fbpconvnet-ellipses",), _fbpconvnet, "FBP + U-Net (Jin et al. 2017)",
+                   ("ct",)),
+    "lgd": (("lgd-ellipses",), LearnedGradientDescent,
+            "learned gradient descent (Adler & Oktem 2017)", ("ct",)),
+    "lpd": (("lpd-ellipses",), LearnedPrimalDual, "learned primal-dual (Adler & Oktem 2018)",
+            ("ct",)),
+    "lpd-ensemble": (("lpd-ensemble",), None, "deep ensemble of learned primal-dual models",
+                     ("ct",)),
+    "varnet": (("varnet-brain-4x", "varnet-brain-8x"), VarNet,
+               "end-to-end variational network with sensitivity estimation (after Sriram et al. "
+               "2020); the 4x or 8x weights, whichever were trained closer to the task", ("mri",)),
 }
-for _name, (_weights, _architecture, _description) in SHIPPED_METHODS.items():
-    register_method(_name, _build_shipped(_name), tasks=("ct",), defaults={"amp": False},
-                    kind="learned", weights=_weights, architecture=_architecture,
+for _name, (_weights, _architecture, _description, _tasks) in SHIPPED_METHODS.items():
+    register_method(_name, _build_shipped(_name), tasks=_tasks, defaults={"amp": False},
+                    kind="learned", weights=_weights[0], architecture=_architecture,
                     description=_description)
 
 #: Learned architectures without shipped weights: trainable with ``tomolearn train`` (any task
-#: whose operator they accept: MoDL any linear operator, VarNet multi-coil Cartesian MRI).
+#: whose operator they accept: MoDL any linear operator).
 register_architecture("modl", MoDL, "MoDL: CNN denoiser + conjugate-gradient data consistency "
                                     "(Aggarwal, Mani & Jacob 2019)")
-register_architecture("varnet", VarNet, "end-to-end variational network with sensitivity "
-                                        "estimation (after Sriram et al. 2020)")

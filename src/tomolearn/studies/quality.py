@@ -91,7 +91,7 @@ def benchmark(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
         extra = {}
         card = getattr(recon, "card", None)
         if card is not None:
-            extra = {"n_parameters": card["n_parameters"], "weights": info.weights,
+            extra = {"n_parameters": card["n_parameters"], "weights": getattr(recon, "weights", info.weights),
                      "training_samples_seen": card["training"]["samples_seen"],
                      "training_seconds": card["training"]["seconds"],
                      "training_hardware": card["training"]["hardware"]}
