@@ -12,8 +12,8 @@ from ..data import FAMILIES, SPLIT_SIZES
 from ..modalities.ct.contention import benchmark_contention, format_contention_table
 from ..operators.speed import operator_speed, operator_speed_tasks
 from ..registry import method, methods, shifted, tasks
-from ..studies import (SPEED_ARCHITECTURES, benchmark, format_quality_table, format_speed_table,
-                       learned_speed, tv_time_to_converge)
+from ..studies import (SPEED_ARCHITECTURES, benchmark, default_methods, format_quality_table,
+                       format_speed_table, learned_speed, tv_time_to_converge)
 from .options import (EXAMPLES, UsageError, add_force_flag, add_output_flags, add_task_options,
                       check_device, check_memory, check_out_file, csv_list, methods_by_task,
                       task_from_args, write_json)
@@ -38,8 +38,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="TASK: the image family (default: the task's training family, ellipses "
                         "for ct, brain for mri)")
     p.add_argument("--methods", type=csv_list, default=None,
-                   help="quality: comma-separated registered methods (default: the classical "
-                        "ones the task supports; " + methods_by_task() + "); learned: networks "
+                   help="quality: comma-separated registered methods (default: those the task "
+                        "supports whose weights are installed; " + methods_by_task() + "); "
+                        "learned: networks "
                         "(default fbpconvnet,lgd,lpd)")
     p.add_argument("--n", type=int, default=None,
                    help="quality: first N test samples (default the whole split)")
@@ -177,7 +178,7 @@ def _quality(args) -> int:
     check_memory(f"task {t.kind} at batch {args.batch_size}", t, max(1, args.batch_size),
                  args.force)  # before anything builds the task's operator
     supported = methods(t)
-    names = args.methods or [m for m in supported if method(m).kind == "classical"]
+    names = args.methods or default_methods(t)
     unknown = [m for m in names if m not in methods()]
     if unknown:
         raise UsageError(f"unknown method {unknown[0]!r}; available: {','.join(supported)}")

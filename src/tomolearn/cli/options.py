@@ -34,7 +34,8 @@ EXAMPLES = {
     "demo": ("tomolearn demo                                   # writes report/index.html\n"
              "  tomolearn demo --out demo1 --n-images 8 --seed 1 --json demo.json\n"
              "  tomolearn demo --out sparse --angles 20 --noise 0.05 --overwrite   # flagged: shifted\n"
-             "  tomolearn demo --methods fbp --families ellipses,rectangles --no-bounds"),
+             "  tomolearn demo --methods fbp --families ellipses,rectangles --no-bounds\n"
+             "  tomolearn demo --task all --out all         # every task, one section each"),
     "reconstruct": ("tomolearn reconstruct --input sino.npy --method fbp --out rec.npy\n"
                     "  tomolearn reconstruct --input slice.dcm --method lpd --angles 30 --out rec.npy"
                     "   # + rec.png, rec.dcm\n"
@@ -164,12 +165,17 @@ def methods_by_task() -> str:
     return "; ".join(f"{kind}: {', '.join(methods(kind))}" for kind in tasks())
 
 
-def add_task_options(p: argparse.ArgumentParser, default: str = "ct") -> None:
+def add_task_options(p: argparse.ArgumentParser, default: str = "ct",
+                     allow_all: bool = False) -> None:
     """``--task NAME`` (a registered task kind) and ``--task-set KEY=VALUE`` (repeatable: a
-    task field by dotted name, the value as YAML), shared by the verbs that simulate data."""
+    task field by dotted name, the value as YAML), shared by the verbs that simulate data.
+    ``allow_all``: the help says ``--task all`` runs every task (the verb handles ``all``
+    itself; :func:`task_from_args` refuses it)."""
     p.add_argument("--task", default=default, metavar="NAME",
                    help=f"the inverse problem, a registered task (default {default}; "
-                        "`tomolearn info` lists them)")
+                        "`tomolearn info` lists them)"
+                        + ("; all: every registered task, one report with a section per task"
+                           if allow_all else ""))
     p.add_argument("--task-set", action="append", default=[], metavar="KEY=VALUE",
                    help="change one field of the task, e.g. n_angles=60 or noise.level=0.05 "
                         "(repeatable)")
@@ -178,7 +184,11 @@ def add_task_options(p: argparse.ArgumentParser, default: str = "ct") -> None:
 def task_from_args(args, shorthands: Optional[dict] = None):
     """The task ``--task`` names with the ``--task-set`` changes, and the shorthand flags
     ``shorthands`` (``{"angles": "n_angles"}``: ``--angles 20`` sets ``n_angles``) that were
-    given (not None).  Errors name the flag."""
+    given (not None).  Errors name the flag; ``--task all`` is refused (only ``tomolearn
+    demo`` takes it, and handles it before calling this)."""
+    if args.task == "all":
+        raise UsageError(f"--task all: name one task here (registered: {', '.join(tasks())}); "
+                         "only `tomolearn demo` runs every task at once")
     changes = {}
     for item in args.task_set:
         key, sep, value = item.partition("=")

@@ -13,6 +13,11 @@ metric rows into a folder holding
     ``results`` follow DESIGN.md's JSON (``method, dataset, n, psnr,
     psnr_std, ssim, ssim_std, seconds_per_image`` plus any extra keys).
 
+:func:`write_report_sections` writes one such folder for several reports at
+once (e.g. one per task of ``tomolearn demo --task all``): one page with a
+section per report, ``metrics.json`` with ``{"sections": [...], "results":
+every section's rows, ...}``.
+
 Both files are written atomically (:func:`tomolearn.files.atomic_write_bytes`)
 after every figure has been rendered in memory, so a failure leaves no
 half-written report.
@@ -30,11 +35,13 @@ Modules
 ``tables``
     The metrics as a text table (:func:`format_table`) and as HTML tables.
 ``page``
-    The self-contained HTML page (CSS, sections, embedded figures).
+    The self-contained HTML page (CSS, sections, embedded figures), of one
+    report or of several as sections.
 ``directory``
     :func:`check_report_dir`: may a report be written to this folder.
 ``writer``
-    :func:`write_report`: all of the above, written atomically.
+    :func:`write_report` and :func:`write_report_sections`: all of the above,
+    written atomically.
 ``chromium``
     :func:`render_png` and :func:`find_chromium`: headless screenshots.
 ``versions``
@@ -47,8 +54,8 @@ from .figures import render_case_figure
 from .tables import format_table
 from .values import REQUIRED_ROW_KEYS, display_data, display_image
 from .versions import software_versions
-from .writer import write_report
+from .writer import write_report, write_report_sections
 
-__all__ = ["write_report", "render_case_figure", "format_table", "render_png", "find_chromium",
+__all__ = ["write_report", "write_report_sections", "render_case_figure", "format_table", "render_png", "find_chromium",
            "display_image", "display_data",
            "REQUIRED_ROW_KEYS", "software_versions"]

@@ -56,10 +56,11 @@ def format_table(rows: Sequence[dict]) -> str:
 _SCALE_NAMES = {"own": "ensemble spread", "residual": "data residual"}
 
 
-def _metrics_table_html(rows: List[dict]) -> str:
+def _metrics_table_html(rows: List[dict], level: int = 3) -> str:
     """The quality table (PSNR, SSIM, time, DIVal's figures) and, when rows carry bounds, the
     bounds table (coverage, RMSE bound, flags, the uncertainty map's source and its
-    correlation with the error), one row per method and dataset in both."""
+    correlation with the error, headed ``<h{level}>``), one row per method and dataset in
+    both."""
     if not rows:
         return "<p class='note'>No metric rows.</p>"
     ref = _has_reference(rows)
@@ -123,7 +124,7 @@ def _metrics_table_html(rows: List[dict]) -> str:
     html += f"<p class='note'>{_e(note)}</p>"
     if bounds:
         alpha = next((r["alpha"] for r in rows if _num(r.get("alpha")) is not None), None)
-        html += ("<h3>Bounds and uncertainty maps, per method</h3>"
+        html += (f"<h{level}>Bounds and uncertainty maps, per method</h{level}>"
                  + table("<th>pixel coverage</th><th>interval width</th><th>RMSE bound</th>"
                          "<th>bound holds</th><th>flagged</th>"
                          + ("<th>shift AUROC</th>" if detection else "")

@@ -7,14 +7,16 @@ supports the task (:func:`tomolearn.registry.build_method`), scores them with
 :mod:`tomolearn.metrics`, attaches distribution-free error bounds (:mod:`tomolearn.uq`,
 calibrated on the training family's validation split under the task kind's registered
 default, see :mod:`.demo_bounds`) and writes a self-contained HTML report with
-:func:`tomolearn.report.write_report`.
+:func:`tomolearn.report.write_report`.  Its two steps are public: :func:`demo_plan` checks
+and normalises the settings (before any work), :func:`demo_section` computes the report's
+cases, rows and meta; :func:`tomolearn.studies.demo_all.run_demo_all` runs them for every
+task and writes one report with a section per task.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -28,24 +30,15 @@ from ..data import FAMILIES, SPLIT_SIZES, SimulatedDataset
 from ..metrics import psnr, ssim
 from ..registry import Task, build_method, method, methods as registered_methods
 from ..registry import task as as_task
-from ..report import (check_report_dir, display_data, display_image, software_versions,
-                      write_report)
+from ..report import check_report_dir, display_data, display_image, write_report
 from ..uq import split_scale
-from ..weights import available
-from .demo_bounds import (_calibrate_bounds, _calibration_summary, _image_bounds,
-                          _with_uncertainty, format_bounds_table)
+from ..weights import available, shipped_weights_for
+from .demo_bounds import _calibrate_bounds, _image_bounds, _with_uncertainty, format_bounds_table
+from .demo_meta import _default_command, _meta, _task_summary, no_bounds_reason
 from .quality import reference_columns
 
-__all__ = ["run_demo", "default_methods", "format_bounds_table", "no_bounds_reason"]
-
-def no_bounds_reason(name: str) -> Optional[str]:
-    """Why the demo does not calibrate error bounds for the method ``name`` (registered as
-    ``slow``), or None when it does."""
-    if not method(name).slow:
-        return None
-    return (f"{name} is too slow to calibrate in a demo (seconds per image, and calibration "
-            f"reconstructs every calibration image); `tomolearn evaluate --methods {name}` "
-            f"computes its bounds")
+__all__ = ["run_demo", "demo_plan", "demo_section", "default_methods", "format_bounds_table",
+           "no_bounds_reason"]
 
 
 def default_methods(task: Union[str, dict, Task] = "ct") -> list:
@@ -97,24 +90,6 @@ def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
 def _on(op, dev: torch.device):
     """``op`` on ``dev`` (operators that carry tensors move; others follow their input)."""
     return op.to(dev) if hasattr(op, "to") else op
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    """A nested spec as ``{"noise.level": 0.025, ...}``."""
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
-def _task_summary(t: Task) -> str:
-    """``"ct (n_angles=20, noise.level=0.05; else the registered default)"``: the fields (but the
-    seed) where ``t`` differs from its kind's registered default."""
-    mine, default = _flat(t.to_dict()), _flat(as_task(t.kind).to_dict())
-    changed = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-               for k, v in mine.items() if k != "seed" and default.get(k) != v]
-    return (f"{t.kind} ({', '.join(changed)}; else the registered default)" if changed
-            else f"{t.kind} (the registered default)")
 
 
 # -- the steps of run_demo ------------------------------------------------------------------------
@@ -192,12 +167,13 @@ def _build_and_warm_up(t: Task, op, methods: Sequence[str], dev: torch.device) -
 def _calibrate(s: dict, cal: Task, cal_op, recons: dict, op, dev, progress: bool) -> dict:
     """Calibrate the bounds of ``s["bound_methods"]`` on the first ``calibration_n`` samples of
     the training family's validation split under ``cal`` (methods rebuilt on ``cal_op`` unless
-    it is the demo's operator ``op``)."""
+    it is the demo's operator ``op``: the same reconstructors, e.g. the same shipped weights,
+    bound to the calibration task's operator)."""
     names = s["bound_methods"]
     if not names:
         return {}
     cal_recons = ({m: recons[m] for m in names} if cal_op is op else
-                  {m: build_method(m, cal, op=cal_op, device=dev) for m in names})
+                  {m: build_method(m, s["task"], op=cal_op, device=dev) for m in names})
     dataset = SimulatedDataset(s["training_family"], "validation", cal, size=s["calibration_n"])
     with tqdm(total=s["calibration_n"] * len(names), desc="calibrating bounds", unit="recon",
               disable=not progress, file=sys.stderr, leave=False) as bar:
@@ -299,88 +275,9 @@ def _rows(s: dict, scores: dict, calibration: dict) -> list:
                 row["bounds_note"] = (no_bounds_reason(m) or "no bounds") if s["bounds"] \
                     else "bounds disabled"
             if info.kind == "learned":
-                row["weights"] = info.weights
+                row["weights"] = shipped_weights_for(m, t)
             rows.append(row)
     return rows
-
-
-def _literal(v) -> str:
-    """Plain data (a spec, names) as a Python literal, strings in double quotes."""
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))}: {_literal(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(map(_literal, v)) + "]"
-    return json.dumps(v) if isinstance(v, str) else repr(v)
-
-
-def _default_command(out_dir, s: dict, dev: torch.device) -> str:
-    """A shell command that reruns this demo through the library (the CLI passes its own argv)."""
-    lit = _literal
-    call = (f"from tomolearn.studies.demo import run_demo; run_demo({lit(str(out_dir))}, "
-            f"task={lit(s['task'].spec())}, n_images={s['n_images']}, "
-            f"methods={lit(list(s['methods']))}, families={lit(list(s['families']))}, "
-            f"seed={s['seed']}, device={lit(str(dev))}, "
-            f"training_family={lit(s['training_family'])}, "
-            + (f"alpha={s['alpha']!r}, calibration_n={s['calibration_n']}, " if s["bounds"]
-               else "bounds=False, ")
-            + "overwrite=True)")
-    return f"{shlex.quote(sys.executable)} -c {shlex.quote(call)}"
-
-
-def _meta(s: dict, cal: Task, calibration: dict, command: str, dev: torch.device,
-          timings: dict) -> dict:
-    """The report's title, description, settings, calibration, versions and timings."""
-    t, methods, families, alpha = s["task"], s["methods"], s["families"], s["alpha"]
-    bound_methods, train = s["bound_methods"], s["training_family"]
-    unbounded = [m for m in methods if s["bounds"] and no_bounds_reason(m)]
-    shifted = t.replace(seed=cal.seed) != cal
-    bounds_meta, bounds_text = None, "off (bounds=False / --no-bounds)"
-    if s["bounds"]:
-        bounds_meta = {
-            "alpha": alpha, "calibration": {
-                "dataset": f"{train}/validation", "n": s["calibration_n"], "task": cal.spec(),
-                "scale": "a method's own (deep ensembles: the members' standard deviation, "
-                         "uq.scale_from_ensemble), else the data residual (uq.scale_from_residual)",
-                "noise_std": f"the {cal.kind} task's noise_std (its noise model, from the data)"},
-            "methods": _calibration_summary(calibration),
-            "not_calibrated": {m: no_bounds_reason(m) for m in unbounded},
-        }
-        bounds_text = (
-            f"alpha {alpha:g}, calibrated on the first {s['calibration_n']} {train} validation "
-            f"images under task {_task_summary(cal)} for "
-            + (", ".join(bound_methods) or "no method")
-            + "; per image: uncertainty map (interval half-width), interval-width map, RMSE "
-            "bound, conformal p-value of data consistency and a flag when p < alpha"
-            + "".join(f"; none for {m}: {no_bounds_reason(m)}" for m in unbounded))
-    description = (
-        f"Task {_task_summary(t)} on {s['n_images']} held-out test image(s) from each of "
-        f"{len(families)} image famil{'y' if len(families) == 1 else 'ies'}, reconstructed by "
-        f"{', '.join(methods)}" + (f"; units: {t.units}" if t.units else "") + ". "
-        f"{train.capitalize()} is the distribution the learned methods were trained on; the "
-        "other families test how methods generalise."
-        + ("" if not bound_methods else
-           f" Error bounds (level alpha = {alpha:g}) are calibrated on held-out {train} under "
-           f"task {_task_summary(cal)}; they are guaranteed only for images like those, and the "
-           "shift flag marks images that do not look like them"
-           + (" (every image here is measured differently, so all are out of distribution)"
-              if shifted else "") + ".")
-        + "".join(f" No error bounds for {m}: {no_bounds_reason(m)}." for m in unbounded))
-    return {
-        "title": f"tomolearn demo: {t.kind}",
-        "description": description,
-        "settings": {"task": t.kind, "families": families, "methods": methods,
-                     "images per family": s["n_images"], "seed": s["seed"], "device": str(dev),
-                     "torch threads": torch.get_num_threads(), "error bounds": bounds_text,
-                     "training family": train, "task spec": t.spec(), "units": t.units},
-        "bounds": bounds_meta,
-        "command": command,
-        "versions": software_versions(),
-        "timings": timings,
-        "timing_note": ("Wall-clock time of each reconstruction call, one image at a time (batch 1) "
-                        f"on {dev}, after one untimed warm-up call per method (operators, "
-                        "weights); simulation, calibration and bounds are excluded. Timings depend "
-                        "on the machine and its load; nothing here is a timed assertion."),
-    }
 
 
 def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
@@ -456,14 +353,79 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
         ``seconds_total``.
     """
     t_start = time.perf_counter()
-    defaults = as_task(task).families
-    families = list(defaults) if families is None else families
-    training_family = defaults[0] if training_family is None else training_family
-    s = _check_inputs(task, n_images, methods, families, seed, bounds, alpha, calibration_n,
-                      batch_size, training_family)
+    s = demo_plan(task, n_images=n_images, methods=methods, families=families, seed=seed,
+                  bounds=bounds, alpha=alpha, calibration_n=calibration_n,
+                  batch_size=batch_size, training_family=training_family)
     dev = _resolve_device(device)
     out_dir = Path(out_dir)
     check_report_dir(out_dir, overwrite)
+    if command is None:
+        command = _default_command(out_dir, s, dev)
+    cases, rows, meta = demo_section(s, device=dev, progress=progress, command=command)
+    # The report's own time is only known afterwards; record the time up to writing it.
+    meta["timings"]["total before writing the report"] = time.perf_counter() - t_start
+    index = write_report(out_dir, cases, rows, meta, overwrite=overwrite)
+    result = json.loads((index.parent / "metrics.json").read_text(encoding="utf-8"))
+    result["bounds_table"] = format_bounds_table(rows)
+    result["report"] = str(index)
+    result["seconds_total"] = time.perf_counter() - t_start
+    return result
+
+
+def demo_plan(task: Union[str, dict, Task] = "ct", *, n_images: int = 2,
+              methods: Optional[Sequence[str]] = None, families: Optional[Sequence[str]] = None,
+              seed: int = 0, bounds: bool = True, alpha: float = 0.1, calibration_n: int = 100,
+              batch_size: int = 25, training_family: Optional[str] = None) -> dict:
+    """Check and normalise the settings of one demo, before any work (the first step of
+    :func:`run_demo`; the arguments are :func:`run_demo`'s).
+
+    Raises ``ValueError``/``TypeError`` naming the first bad argument: an unknown task,
+    method or family, a method that does not support the task, an ``alpha`` or
+    ``calibration_n`` that cannot give finite bounds.  Builds nothing.
+
+    Returns
+    -------
+    dict
+        The plan :func:`demo_section` runs: ``task`` (a :class:`~tomolearn.registry.Task`, its
+        seed replaced by ``seed``), ``n_images``, ``methods`` (default
+        :func:`default_methods`), ``families`` (default the task's), ``seed``, ``bounds``,
+        ``alpha``, ``calibration_n``, ``batch_size``, ``training_family`` (default the first
+        of the task's families) and ``bound_methods`` (those calibrated: all but the slow
+        ones, none without bounds).
+    """
+    defaults = as_task(task).families
+    families = list(defaults) if families is None else families
+    training_family = defaults[0] if training_family is None else training_family
+    return _check_inputs(task, n_images, methods, families, seed, bounds, alpha, calibration_n,
+                         batch_size, training_family)
+
+
+def demo_section(plan: dict, *, device="cpu", progress: bool = True,
+                 command: Optional[str] = None) -> tuple:
+    """Run a demo planned by :func:`demo_plan`: build and warm up the methods, calibrate the
+    bounds, simulate, reconstruct, score and bound the test images (the work of
+    :func:`run_demo`, without writing anything).
+
+    Parameters
+    ----------
+    plan : dict
+        :func:`demo_plan`'s result.
+    device : str or torch.device
+        Where reconstruction, metrics and bounds run (``ValueError`` if it does not exist).
+    progress : bool
+        tqdm progress bars on stderr.
+    command : str, optional
+        ``meta["command"]``, the report's "reproduce" line (None: not recorded).
+
+    Returns
+    -------
+    tuple
+        ``(cases, rows, meta)`` as :func:`tomolearn.report.write_report` takes them: one case
+        per image (ground truth, data and reconstructions as 2-D arrays, metrics, bounds and
+        uncertainty maps), one row per family x method (see :func:`run_demo`), and the meta
+        (title, description, settings, bounds, command, versions, ``timings`` in seconds).
+    """
+    s, dev = plan, _resolve_device(device)
     t, cal = s["task"], as_task(s["task"].kind)
 
     t0 = time.perf_counter()
@@ -478,18 +440,8 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
     scores, cases, t_sim, t_bounds = _reconstruct_images(s, op, recons, calibration,
                                                          cal.noise_std, dev, progress)
     rows = _rows(s, scores, calibration)
-    if command is None:
-        command = _default_command(out_dir, s, dev)
     timings = {"operator set-up and warm-up calls": t_warm,
                "calibration of the error bounds": t_cal, "simulation": t_sim,
                "reconstruction (all timed calls)": sum(sum(e["seconds"]) for e in scores.values()),
                "error bounds of the demo images": t_bounds}
-    meta = _meta(s, cal, calibration, command, dev, timings)
-    # The report's own time is only known afterwards; record the time up to writing it.
-    meta["timings"]["total before writing the report"] = time.perf_counter() - t_start
-    index = write_report(out_dir, cases, rows, meta, overwrite=overwrite)
-    result = json.loads((index.parent / "metrics.json").read_text(encoding="utf-8"))
-    result["bounds_table"] = format_bounds_table(rows)
-    result["report"] = str(index)
-    result["seconds_total"] = time.perf_counter() - t_start
-    return result
+    return cases, rows, _meta(s, cal, calibration, command, dev, timings)
