@@ -307,3 +307,18 @@ def test_shipped_varnet_beats_sense_on_held_out_brains():
     assert tl.load("varnet-brain-4x", op=t8.operator())(t8.operator()(x)).shape == x.shape
     with pytest.raises(ValueError, match="image shape|domain_shape"):
         tl.load("varnet-brain-4x", op=t.tiny().operator())
+
+
+def test_varnet_binds_any_number_of_coils_lpd_does_not(mri):
+    t, op, y, x = mri
+    fewer = t.replace(n_coils=t.n_coils // 2)
+    y2, x2 = tl.data.SimulatedDataset("ellipses", "test", fewer, size=1).batch([0])
+    varnet = make("varnet", op).eval()
+    moved = varnet.with_operator(fewer.operator())
+    with torch.no_grad():
+        assert moved(y2).shape == x2.shape
+    with pytest.raises(ValueError, match="expects measurements of shape"):
+        varnet(y2)  # the original binding still wants its own coils
+    lpd = build_model("lpd", op, n_iter=1, channels=4)
+    with pytest.raises(ValueError, match="the last two axes may differ"):
+        lpd.with_operator(fewer.operator())

@@ -48,6 +48,10 @@ class _Reconstructor(nn.Module):
     #: CPU.  The result is that of one batch: in eval mode every image is reconstructed on
     #: its own.  None: never split.
     inference_chunk: Optional[int] = 8
+    #: Whether the network's layers take the data's leading axes (e.g. MRI coils) as
+    #: channels, so that an operator with other leading axes cannot be bound; False for
+    #: networks that treat them alike with shared weights (VarNet's coils).
+    channels_from_data_axes: bool = True
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """Reconstruct measurements ``y`` of shape ``(B, 1, A, D)``: ``(B, 1, H, W)`` images.
@@ -157,8 +161,9 @@ class _Reconstructor(nn.Module):
         if tuple(op.domain_shape) != self.image_shape:
             raise ValueError(f"{name} was built for image shape {self.image_shape}, the given "
                              f"operator has image shape {tuple(op.domain_shape)}")
-        if len(op.range_shape) != len(spec["range_shape"]) or \
-                tuple(op.range_shape[:-2]) != tuple(spec["range_shape"][:-2]):
+        if len(op.range_shape) != len(spec["range_shape"]) or (
+                self.channels_from_data_axes
+                and tuple(op.range_shape[:-2]) != tuple(spec["range_shape"][:-2])):
             raise ValueError(f"{name} was built for data of shape {tuple(spec['range_shape'])} "
                              f"(the last two axes may differ), the given operator has "
                              f"range_shape {tuple(op.range_shape)}")

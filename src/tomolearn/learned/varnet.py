@@ -151,6 +151,10 @@ class VarNet(_Reconstructor):
         mask does not sample the k-space centre.
     """
 
+    #: the coils share the sensitivity U-Net and the cascades see coil combinations: any
+    #: number of coils can be bound (:meth:`with_operator`)
+    channels_from_data_axes = False
+
     def __init__(self, op, cascades: int = 8, channels: int = 8, depth: int = 2,
                  sens_channels: int = 4, sens_depth: int = 2, norm: str = "group"):
         super().__init__()
