@@ -1,6 +1,6 @@
 """Measured PET figures for docs/pet.md: MLEM / OSEM PSNR and NEMA NU 2 contrast recovery.
 
-Usage: ``python scripts/pet_figures.py [--n 3] [--counts 1e6]`` (the default "pet" task: Siemens
+Usage: ``python scripts/pet_figures.py [--n 3] [--counts 1e6] [--methods a,b] [--tof-bins 13]`` (the default "pet" task: Siemens
 mCT sinogram 168 x 400, 128 x 128 voxels of 3.125 mm; CPU, a few minutes).
 """
 
@@ -21,17 +21,22 @@ def main():
     p.add_argument("--n", type=int, default=3)
     p.add_argument("--counts", type=float, default=1e6)
     p.add_argument("--methods", default="mlem,osem,osem-filtered")
+    p.add_argument("--tof-bins", type=int, default=0, help="TOF bins (0: none; mCT: 13)")
+    p.add_argument("--families", default="pet-torso,nema-iq")
     args = p.parse_args()
     torch.manual_seed(0)
     rows = []
-    for family, body in (("pet-torso", "torso"), ("nema-iq", "nema")):
-        t = tl.task("pet").replace(counts=args.counts, body=body)
+    bodies = {"pet-torso": "torso", "nema-iq": "nema", "pet-brain": "head"}
+    for family in args.families.split(","):
+        t = tl.task("pet").replace(counts=args.counts, body=bodies[family],
+                                   tof_bins=args.tof_bins)
         y, x = SimulatedDataset(family, "test", t, size=args.n).batch(range(args.n))
         for name in args.methods.split(","):
             start = time.perf_counter()
             out = build_method(name, t)(y)
             seconds = (time.perf_counter() - start) / args.n
             row = {"task": "pet", "family": family, "method": name, "counts": args.counts,
+                   "tof_bins": args.tof_bins,
                    "n": args.n, "psnr": float(tl.metrics.psnr(out, x).mean()),
                    "ssim": float(tl.metrics.ssim(out, x).mean()), "seconds_per_image": seconds}
             if family == "nema-iq":

@@ -16,11 +16,12 @@ image-quality and torso families), ``brain_pet`` (the FDG-like brain family), ``
 (NEMA contrast recovery and background variability), ``interfile`` (STIR Interfile images and
 sinograms, PET DICOM), ``task`` (the ``"pet"`` task and its shifts), ``examples`` (the operator
 battery's instances).  The methods ``mlem``, ``osem``, ``osem-filtered`` and ``bsrem`` are
-registered by :mod:`tomolearn.solvers.pet_methods`.  Time-of-flight is not modelled yet.
+registered by :mod:`tomolearn.solvers.pet_methods`.  ``tof`` is the time-of-flight projector
+(task field ``tof_bins``); ``speed`` the operator speed case (``benchmark operators --task pet``).
 """
 
 # importing registers the battery's operators, the image families, the "pet" task and its shifts
-from . import brain_pet, examples  # noqa: F401
+from . import brain_pet, examples, speed  # noqa: F401
 from .figures import nema_figures, roi_mean  # noqa: F401
 from .interfile import (InterfileError, read_interfile, read_pet_dicom,  # noqa: F401
                         write_interfile_image, write_interfile_sinogram)
@@ -30,11 +31,13 @@ from .phantoms import (BODIES, FOV_MM, MU_BONE, MU_LUNG, MU_WATER, NEMA_RATIO,  
                        NEMA_SPHERES_MM, body_mu, nema_geometry, nema_iq, pet_torso)
 from .scanner import SCANNERS, Scanner, scanner  # noqa: F401
 from .task import PETTask, em_iterations  # noqa: F401
+from .tof import TOFProjector, tof_fwhm_mm, tof_kernels  # noqa: F401
 
 __all__ = ["Scanner", "SCANNERS", "scanner", "GaussianPSF", "PETProjector", "gaussian_kernel",
            "FWHM_TO_SIGMA", "SCATTER_FWHM_MM", "radial_blur", "scatter_model",
            "scatter_estimate", "BODIES", "FOV_MM", "MU_WATER", "MU_LUNG", "MU_BONE",
            "NEMA_RATIO", "NEMA_SPHERES_MM", "body_mu", "nema_geometry", "nema_iq", "pet_torso",
-           "PETTask", "em_iterations", "nema_figures", "roi_mean",
+           "PETTask", "em_iterations", "TOFProjector", "tof_fwhm_mm", "tof_kernels",
+           "nema_figures", "roi_mean",
            "InterfileError", "read_interfile", "write_interfile_image",
            "write_interfile_sinogram", "read_pet_dicom"]

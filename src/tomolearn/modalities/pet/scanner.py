@@ -21,7 +21,7 @@ virtual crystal per block (the gap), hence ``(13 + 1) * 48 = 672`` crystals per 
 inner ring radius **421.0 mm** and 7 mm average depth of interaction (STIR's ``Scanner.cxx``
 entry "Siemens mCT" [1]_; 400 bins and mash factor 2 in the vendor sinogram as read by [2]_).
 Its clinical OSEM protocol is 3 iterations x 21 subsets [3]_ (21 divides 168: 8 views per
-subset).  Time-of-flight: 13 TOF bins in STIR's entry; TOF is not modelled here yet.
+subset).  Time-of-flight: 13 TOF bins in STIR's entry (:mod:`.tof`, the task's ``tof_bins``).
 
 References
 ----------

@@ -52,6 +52,7 @@ from .background import scatter_estimate, scatter_model
 from .operators import GaussianPSF, PETProjector
 from .phantoms import BODIES, body_mu, body_support
 from .scanner import SCANNERS, scanner
+from .tof import MCT_TIMING_RESOLUTION_PS, MCT_TOF_BIN_PS, TOFProjector, tof_fwhm_mm
 
 __all__ = ["PETTask", "em_iterations"]
 
@@ -112,6 +113,16 @@ class PETTask(Task):
         Simulation grid refinement (1 commits the inverse crime).
     seed : int
         Seed of the normalisation and base seed of datasets.
+    tof_bins : int
+        Time-of-flight bins per LOR (0: no TOF; the mCT's sinograms have 13).  With TOF,
+        sinograms are ``(n_views, tof_bins, n_bins)`` and the operator is a
+        :class:`~tomolearn.modalities.pet.tof.TOFProjector`; randoms and scatter are spread
+        evenly over the TOF bins of a LOR (a simplification: real scatter is concentrated
+        where the body is).
+    tof_bin_ps : float
+        TOF bin width (ps); ``c / 2`` of it in mm along the LOR (312.5 ps: 46.8 mm).
+    timing_resolution_ps : float
+        Coincidence timing resolution (ps FWHM; the mCT's 540 ps: an 81 mm kernel).
     """
 
     image_size: int = 128
@@ -129,13 +140,15 @@ class PETTask(Task):
     norm_spread: float = 0.1
     fine_factor: int = 2
     seed: int = 0
+    tof_bins: int = 0
+    tof_bin_ps: float = MCT_TOF_BIN_PS
+    timing_resolution_ps: float = MCT_TIMING_RESOLUTION_PS
 
     likelihood = "poisson"
     headline = ("counts", "scanner", "body")
     benchmark_shifts = ("counts-low",)
     families = ("pet-torso", "nema-iq", "pet-brain", "ellipses", "shepp-logan")
     data_name = "sinogram (prompts)"
-    data_axes = ("view", "radial bin")
     image_dtype = torch.float32
     value_range = (0.0, math.inf)
     units = ("activity in counts-calibrated units (expected trues per mm of LOR), voxels "
@@ -146,6 +159,16 @@ class PETTask(Task):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(self.tof_bins, bool) or not isinstance(self.tof_bins, int) or \
+                self.tof_bins < 0:
+            raise ValueError(f"tof_bins must be a non-negative int (0: no TOF), got "
+                             f"{self.tof_bins!r}")
+        for name in ("tof_bin_ps", "timing_resolution_ps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         for name, low, high in (("fov_mm", 0.0, math.inf), ("counts", 0.0, math.inf),
                                 ("randoms_fraction", 0.0, 1.0), ("scatter_fraction", 0.0, 1.0),
                                 ("psf_fwhm_mm", 0.0, math.inf), ("norm_spread", 0.0, 0.5)):
@@ -186,10 +209,26 @@ class PETTask(Task):
         return (self.image_size, self.image_size)
 
     @property
-    def data_shape(self) -> Tuple[int, int]:
-        """``(n_views, n_bins)`` after mashing."""
+    def data_shape(self) -> Tuple[int, ...]:
+        """``(n_views, n_bins)`` after mashing; ``(n_views, tof_bins, n_bins)`` with TOF."""
         s = scanner(self.scanner)
-        return (s.n_views // self.view_mash, s.n_bins // self.bin_mash)
+        views, bins = s.n_views // self.view_mash, s.n_bins // self.bin_mash
+        return (views, self.tof_bins, bins) if self.tof_bins else (views, bins)
+
+    @property
+    def data_axes(self) -> Tuple[str, ...]:
+        return ("view", "TOF bin", "radial bin") if self.tof_bins else ("view", "radial bin")
+
+    def _sum_tof(self, t: torch.Tensor) -> torch.Tensor:
+        """TOF sinograms ``(..., views, tof, bins)`` summed over TOF; others unchanged."""
+        return t.sum(dim=-2) if self.tof_bins else t
+
+    def _spread_tof(self, t: torch.Tensor) -> torch.Tensor:
+        """A non-TOF sinogram spread evenly over the TOF bins (unchanged without TOF)."""
+        if not self.tof_bins:
+            return t
+        return (t / self.tof_bins).unsqueeze(-2).expand(
+            t.shape[:-1] + (self.tof_bins, t.shape[-1])).contiguous()
 
     @property
     def voxel_mm(self) -> float:
@@ -200,6 +239,15 @@ class PETTask(Task):
     def bin_mm(self) -> float:
         """Radial bin width (mm) after mashing."""
         return scanner(self.scanner).bin_size_mm * self.bin_mash
+
+    def to_dict(self) -> dict:
+        """The fields; the TOF fields only when ``tof_bins > 0``, so that non-TOF specs (and
+        their content hashes) are those of the task before TOF existed."""
+        d = super().to_dict()
+        if not self.tof_bins:
+            for name in ("tof_bins", "tof_bin_ps", "timing_resolution_ps"):
+                d.pop(name)
+        return d
 
     def _json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -220,11 +268,11 @@ class PETTask(Task):
         ray = _ray(self._json(), fine)
         return torch.exp(-ray(self.mu_map(fine, shifted)[None, None]))[0, 0]
 
-    def operator(self) -> PETProjector:
+    def operator(self):
         """``n . a . A . PSF`` on the reconstruction grid with its background model (cached)."""
         return _operator(self._json())
 
-    def simulation_operator(self) -> PETProjector:
+    def simulation_operator(self):
         """``n . a . A . PSF`` on the ``fine_factor`` grid with the true mu-map (cached)."""
         return _simulation_operator(self._json())
 
@@ -263,7 +311,7 @@ class PETTask(Task):
         x = self._check_images(images) * torch.from_numpy(
             body_support(self.body, self.image_size, self.fov_mm))
         with torch.no_grad():
-            trues = self.simulation_operator()(self._fine(x)).sum(dim=(1, 2, 3))
+            trues = self.simulation_operator()(self._fine(x)).flatten(1).sum(1)
         scale = torch.where(trues > 0, self.counts / trues.clamp_min(1e-300),
                             torch.ones_like(trues))
         return (x * scale[:, None, None, None]).to(images.dtype)
@@ -280,9 +328,10 @@ class PETTask(Task):
         norm = op.factors / self.attenuation(fine=True).clamp_min(1e-300)
         with torch.no_grad():
             trues = op(self._fine(x))
+            flat = self._sum_tof(trues)
             sf = self.scatter_fraction
-            s_total = trues.sum(dim=(1, 2, 3)) * (sf / (1 - sf))
-            scatter = scatter_model(trues / norm, norm, s_total, self.bin_mm)
+            s_total = flat.sum(dim=(1, 2, 3)) * (sf / (1 - sf))
+            scatter = self._spread_tof(scatter_model(flat / norm, norm, s_total, self.bin_mm))
             randoms = torch.full_like(trues, self.randoms_per_bin)
         expected = trues + scatter + randoms
         gens = _generators(generator, x.shape[0])
@@ -302,8 +351,10 @@ class PETTask(Task):
         return self.acquire(images, generator)["prompts"]
 
     def _scatter_estimate(self, y: torch.Tensor) -> torch.Tensor:
-        return scatter_estimate(y, self.randoms_per_bin, self.normalisation(),
-                                self.scatter_fraction, self.bin_mm)
+        k = max(1, self.tof_bins)
+        return self._spread_tof(scatter_estimate(self._sum_tof(y), self.randoms_per_bin * k,
+                                                 self.normalisation(), self.scatter_fraction,
+                                                 self.bin_mm))
 
     def background(self, y: torch.Tensor) -> torch.Tensor:
         """The reconstruction's additive term for prompts ``y`` ``(B, C, n_views, n_bins)``:
@@ -330,9 +381,11 @@ class PETTask(Task):
         """The batch's arrays plus the stored system matrices (two entries per in-image Joseph
         sample, the transpose too, 16 bytes an entry) of the reconstruction grid, its view
         subsets (as many again) and the simulation grid."""
-        views, bins = self.data_shape
+        views, bins = self.data_shape[0], self.data_shape[-1]
         total = super().estimated_bytes(batch)
-        for n, copies in ((self.image_size, 2), (self.image_size * self.fine_factor, 1)):
+        extra = 2 if self.tof_bins else 0  # TOF keeps per-view matrices for views and subsets
+        for n, copies in ((self.image_size, 2 + extra), (self.image_size * self.fine_factor,
+                                                         1 + extra // 2)):
             pixel = self.fov_mm / n
             per_view = min(0.9 * n * n * pixel / self.bin_mm, bins * n)
             total += copies * 2 * 16 * 2 * views * per_view
@@ -362,7 +415,14 @@ def _operator(spec_json: str) -> PETProjector:
     t = PETTask.from_dict(json.loads(spec_json))
     psf = GaussianPSF(t.image_shape, t.psf_fwhm_mm, t.voxel_mm) if t.psf_fwhm_mm > 0 else None
     factors = t.normalisation() * t.attenuation(fine=False, shifted=True)
-    return PETProjector(_ray(spec_json, False), factors, psf, background=t.background)
+    return _projector(t, _ray(spec_json, False), factors, psf, t.background)
+
+
+def _projector(t, ray, factors, psf, background=None):
+    if not t.tof_bins:
+        return PETProjector(ray, factors, psf, background=background)
+    return TOFProjector(ray, t.tof_bins, tof_fwhm_mm(t.tof_bin_ps),
+                        tof_fwhm_mm(t.timing_resolution_ps), factors, psf, background)
 
 
 @lru_cache(maxsize=16)
@@ -371,7 +431,7 @@ def _simulation_operator(spec_json: str) -> PETProjector:
     n = t.image_size * t.fine_factor
     psf = GaussianPSF((n, n), t.psf_fwhm_mm, t.fov_mm / n) if t.psf_fwhm_mm > 0 else None
     factors = t.normalisation() * t.attenuation(fine=True)
-    return PETProjector(_ray(spec_json, True), factors, psf)
+    return _projector(t, _ray(spec_json, True), factors, psf)
 
 
 register_task("pet", PETTask)
