@@ -1,10 +1,10 @@
-"""Choose the RDP strength ``beta`` of ``bsrem`` (and check ``tv``'s lam) on the "pet" task.
+"""Choose the RDP strength ``beta`` of ``rdp-map`` (BSREM; and check ``tv``'s lam) on the "pet" task.
 
     python scripts/tune_pet.py [--n 2] [--betas 1,3,10,30,100] [--image-size 128]
 
 The default "pet" task (Siemens mCT sinogram 168 x 400, 128 x 128 voxels of 3.125 mm, 1e6
 trues), the first N *validation* samples of its training family ``pet-torso``
-(``PETTask.families[0]``).  Each grid point runs ``bsrem`` with its other defaults (gamma 2,
+(``PETTask.families[0]``).  Each grid point runs ``rdp-map`` with its other defaults (gamma 2,
 1 OSEM + 20 BSREM iterations x 21 subsets) on the batch and prints PSNR / SSIM; the best
 PSNR is ``BSREM_BETA`` in ``tomolearn.solvers.pet_methods``.  ``--tv-lams`` does the same for
 the generic ``tv`` method (its ``tuned["pet"]``).  CPU, a few minutes for N = 2.
@@ -33,14 +33,14 @@ def main():
     p.add_argument("--betas", type=_floats, default=[1, 3, 10, 30, 100])
     p.add_argument("--tv-lams", type=_floats, default=[])
     p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--set", action="append", default=[], help="bsrem parameter KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], help="rdp-map parameter KEY=VALUE")
     args = p.parse_args()
     torch.manual_seed(0)
     task = tl.task("pet").replace(image_size=args.image_size)
     family = args.family or task.families[0]
     y, x = SimulatedDataset(family, "validation", task, size=args.n).batch(range(args.n))
     extra = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
-    grids = [("bsrem", {"beta": b, **extra}) for b in args.betas] + \
+    grids = [("rdp-map", {"beta": b, **extra}) for b in args.betas] + \
         [("tv", {"lam": lam}) for lam in args.tv_lams]
     rows = []
     for name, params in grids:

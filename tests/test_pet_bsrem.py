@@ -119,8 +119,8 @@ def test_bsrem_keeps_images_non_negative_and_accepts_a_positivity_box(small):
 def test_registered_bsrem_smooths_more_with_beta_and_reports_its_objective():
     t = pet.PETTask.tiny().replace(counts=1e5)
     y, x = SimulatedDataset("pet-torso", "test", t, size=2, dtype=torch.float64).batch([0, 1])
-    low = build_method("bsrem", t, params={"beta": 0.1, "n_iter": 5})
-    high = build_method("bsrem", t, params={"beta": 100.0, "n_iter": 5})
+    low = build_method("rdp-map", t, params={"beta": 0.1, "n_iter": 5})
+    high = build_method("rdp-map", t, params={"beta": 100.0, "n_iter": 5})
     res = high.solve(y)
     assert res.objective.shape == (5, 2, 1) and (res.objective > 0).all()
     rdp = RelativeDifferencePrior(1.0, gamma=2.0, epsilon=1e-6)
@@ -140,7 +140,7 @@ def test_tv_on_pet_uses_the_pet_lam_and_subtracts_the_background():
     from tomolearn.registry.methods import method
     from tomolearn.solvers import tv_fista
     t = pet.PETTask.tiny().replace(counts=1e5)
-    assert method("tv").params_for(t)["lam"] == 100.0 and method("bsrem").params_for(t)["beta"] == 2.0
+    assert method("tv").params_for(t)["lam"] == 100.0 and method("rdp-map").params_for(t)["beta"] == 2.0
     y, x = SimulatedDataset("pet-torso", "test", t, size=1, dtype=torch.float64).batch([0])
     op = t.operator()
     out = build_method("tv", t, params={"n_iter": 30})(y)

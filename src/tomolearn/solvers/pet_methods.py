@@ -153,7 +153,7 @@ register_method("osem", _build_osem, tasks=("pet",),
 register_method("osem-filtered", _build_osem_filtered, tasks=("pet",),
                 defaults={"n_iter": None, "n_subsets": None, "filter_fwhm_mm": 5.0},
                 description="clinical OSEM + Gaussian post-filter (5 mm FWHM)")
-register_method("bsrem", _build_bsrem, tasks=("pet",), slow=True,
+register_method("rdp-map", _build_bsrem, tasks=("pet",), slow=True,
                 defaults={"beta": BSREM_BETA, "gamma": 2.0, "n_iter": 20, "n_subsets": None,
                           "init_iter": 1, "relaxation": 0.1, "epsilon": 1e-3},
                 description="MAP with the relative difference prior (Q.Clear-like), BSREM")
