@@ -12,8 +12,9 @@ from ..data import FAMILIES, SPLIT_SIZES
 from ..modalities.ct.contention import benchmark_contention, format_contention_table
 from ..operators.speed import operator_speed, operator_speed_tasks
 from ..registry import method, methods, shifted, tasks
-from ..studies import (SPEED_ARCHITECTURES, benchmark, default_methods, format_quality_table,
-                       format_speed_table, learned_speed, tv_time_to_converge)
+from ..studies import (SPEED_ARCHITECTURES, benchmark, default_methods, format_figures_table,
+                       format_quality_table, format_speed_table, learned_speed,
+                       tv_time_to_converge)
 from .options import (EXAMPLES, UsageError, add_force_flag, add_output_flags, add_task_options,
                       check_device, check_memory, check_out_file, csv_list, methods_by_task,
                       task_from_args, write_json)
@@ -36,7 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_task_options(p)
     p.add_argument("--family", default=None,
                    help="TASK: the image family (default: the task's training family, ellipses "
-                        "for ct, brain for mri)")
+                        "for ct, brain for mri, then the families the task asks to be "
+                        "reported beside it: pet adds nema-iq, with its NEMA figures of merit)")
     p.add_argument("--methods", type=csv_list, default=None,
                    help="quality: comma-separated registered methods (default: those the task "
                         "supports whose weights are installed; " + methods_by_task() + "); "
@@ -173,8 +175,9 @@ def _learned(args) -> int:
 
 def _quality(args) -> int:
     t = task_from_args(args)
-    if args.family is None:
-        args.family = t.families[0]
+    families = [args.family] if args.family else \
+        list(dict.fromkeys((t.families[0],) + tuple(t.benchmark_families)))
+    args.family = families[0]
     check_memory(f"task {t.kind} at batch {args.batch_size}", t, max(1, args.batch_size),
                  args.force)  # before anything builds the task's operator
     supported = methods(t)
@@ -192,22 +195,9 @@ def _quality(args) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     n = args.n or size
-    settings = [t] + [s for s in (shifted(t, name) for name in t.benchmark_shifts) if s != t]
     rows = []
-    for setting in settings:  # the task's own setting, then those it asks to be reported beside
-        part = []
-        for name in names:
-            params = {name: {"amp": True}} if args.amp and method(name).kind == "learned" else None
-            with tqdm(total=n, desc=name, unit="img", file=sys.stderr, leave=False) as bar:
-                part += benchmark([name], n=n, batch_size=args.batch_size, params=params,
-                                  task=setting, family=args.family, device=args.device,
-                                  progress=lambda done, total: bar.update(done - bar.n))
-        described = ", ".join(f"{k} {v}" for k, v in setting.setting().items())
-        print(f"task {t.kind}{' (' + described + ')' if described else ''}, {args.family} test "
-              f"split, first {n} samples ({'all' if n == size else 'a prefix'}); torch threads "
-              f"{part[0]['torch_threads']}")
-        print(format_quality_table(part))
-        rows += part
+    for family in families:  # the training family, then those the task asks to be reported
+        rows += _quality_family(args, t.for_family(family), family, names, n, size)
     extra = {}
     if "tv" in names:
         extra["tv_single_image"] = tv_time_to_converge(task=t, family=args.family)
@@ -217,3 +207,30 @@ def _quality(args) -> int:
     if args.json:
         write_json(args.json, {"results": rows, "task": t.spec(), **extra})
     return 0
+
+
+def _quality_family(args, t, family: str, names, n: int, size: int) -> list:
+    """Benchmark rows of ``names`` on ``family`` under ``t``'s own setting, then under the
+    shifts it asks to be reported beside (``t.benchmark_shifts``); prints a table per setting
+    (and one of the task's figures of merit where it has some for the family)."""
+    settings = [t] + [s for s in (shifted(t, name) for name in t.benchmark_shifts) if s != t]
+    rows = []
+    for setting in settings:
+        part = []
+        for name in names:
+            params = {name: {"amp": True}} if args.amp and method(name).kind == "learned" else None
+            with tqdm(total=n, desc=name, unit="img", file=sys.stderr, leave=False) as bar:
+                part += benchmark([name], n=n, batch_size=args.batch_size, params=params,
+                                  task=setting, family=family, device=args.device,
+                                  progress=lambda done, total: bar.update(done - bar.n))
+        described = ", ".join(f"{k} {v}" for k, v in setting.setting().items())
+        print(f"task {t.kind}{' (' + described + ')' if described else ''}, {family} test "
+              f"split, first {n} samples ({'all' if n == size else 'a prefix'}); torch threads "
+              f"{part[0]['torch_threads']}")
+        print(format_quality_table(part))
+        figures = format_figures_table(part, part[0].get("figures_of_merit", []))
+        if figures:
+            print(f"figures of merit ({family}), means over the {n} images")
+            print(figures)
+        rows += part
+    return rows

@@ -33,7 +33,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from typing import Callable, Dict, List, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -65,6 +65,13 @@ class Task(abc.ABC):
     #: Shifts whose settings ``tomolearn benchmark TASK`` reports beside the task's own (e.g.
     #: MRI's 8x beside its 4x), each a registered shift name.
     benchmark_shifts: Tuple[str, ...] = ()
+    #: Image families ``tomolearn benchmark TASK`` reports beside the training family when no
+    #: ``--family`` is given (e.g. PET's NEMA phantom, whose figures of merit it adds to rows).
+    benchmark_families: Tuple[str, ...] = ()
+    #: Parameter sweeps of registered methods whose :meth:`figures_of_merit` the demo plots
+    #: (:mod:`tomolearn.studies.bias_noise`): ``(family, label, method, parameter, values,
+    #: fixed params)`` tuples, e.g. PET's OSEM over iterations and MAP over its prior strength.
+    figure_sweeps: Tuple[tuple, ...] = ()
     #: Image families the demo shows, the training (in-distribution) family first.
     families: Tuple[str, ...] = ("ellipses", "shepp-logan", "rectangles", "lesions")
     #: How reports label one measurement shown as an image: its name and (row, column) axes.
@@ -107,6 +114,21 @@ class Task(abc.ABC):
         """Per-sample noise standard deviation ``(B,)`` (float64, data units) estimated from
         the measured data ``y`` alone under this task's noise model (shift detection compares
         data residuals against it)."""
+
+    def for_family(self, family: str) -> "Task":
+        """The task an image family is benchmarked under: here ``self``.  A modality whose
+        families come with their own physics overrides it (PET: the NEMA phantom in the
+        NEMA body's attenuation)."""
+        return self
+
+    def figures_of_merit(self, family: str, x_hat: torch.Tensor,
+                         x: torch.Tensor) -> Optional[List[dict]]:
+        """Task-specific figures of merit of reconstructions ``x_hat`` of ground truths ``x``
+        ``(B, C, *image_shape)`` of ``family``: one dict per image (keys to floats or to dicts
+        of floats, e.g. per-sphere contrast recovery), or None where the task has none for
+        that family (the default).  :func:`tomolearn.studies.quality.benchmark` adds their
+        means over the images to its rows."""
+        return None
 
     @classmethod
     def tiny(cls) -> "Task":

@@ -42,7 +42,7 @@ from .bsrem import bsrem
 from .fidelities import PoissonLikelihood
 from .rdp import RelativeDifferencePrior
 
-__all__ = ["poisson_deviance", "BSREM_BETA"]
+__all__ = ["poisson_deviance", "BSREM_BETA", "check_counts", "n_subsets_for"]
 
 #: the RDP strength of ``bsrem`` on the "pet" task, chosen on validation images of its training
 #: family by ``scripts/tune_pet.py`` (docs/pet.md)
@@ -68,14 +68,41 @@ def _background(op, y):
     return torch.zeros_like(y)
 
 
+def check_counts(y: torch.Tensor) -> torch.Tensor:
+    """``y`` if it is prompt counts: finite and non-negative; else ``ValueError`` saying how many
+    values are bad, the worst one and where (no reconstruction is started)."""
+    bad = ~torch.isfinite(y)
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"PET data must be prompt counts (finite, >= 0); got {int(bad.sum())} "
+                         f"non-finite value(s), the first {float(y[where])} at index {where}")
+    if bool((y < 0).any()):
+        where = tuple(int(i) for i in (y == y.min()).nonzero()[0])
+        raise ValueError(f"PET data must be prompt counts (finite, >= 0); got "
+                         f"{int((y < 0).sum())} negative value(s), the lowest {float(y[where]):.6g}"
+                         f" at index {where} (randoms-subtracted data are not counts: give the "
+                         f"prompts, the background goes in the model)")
+    return y
+
+
 def _em(op, y, n_iter, subsets):
     op._check(y, op.range_shape, "reconstruction data y")
-    y = y.clamp_min(0)
+    y = check_counts(y)
     return em(op, y, PoissonLikelihood(_background(op, y)), subsets=subsets, n_iter=n_iter)
 
 
-def _n_subsets(op, n_subsets):
-    return max(1, min(int(n_subsets), op.range_shape[0]))
+def n_subsets_for(op, n_subsets=None, default: int = 1) -> int:
+    """The number of interleaved view subsets for ``op``: ``n_subsets`` if it divides the views
+    (else ``ValueError`` listing the divisors), or with ``None`` the largest divisor of the views
+    not above ``default`` (the scanner's clinical subsets; mashed sinograms have fewer views)."""
+    views = int(op.range_shape[0])
+    divisors = [d for d in range(1, views + 1) if views % d == 0]
+    if n_subsets is None:
+        return max(d for d in divisors if d <= max(1, int(default)))
+    if isinstance(n_subsets, bool) or not isinstance(n_subsets, int) or n_subsets not in divisors:
+        raise ValueError(f"n_subsets={n_subsets!r} does not divide the {views} views of the "
+                         f"sinogram into equal subsets; use one of {', '.join(map(str, divisors))}")
+    return n_subsets
 
 
 def _build_mlem(task, op, device, n_iter=50):
@@ -83,7 +110,7 @@ def _build_mlem(task, op, device, n_iter=50):
     :class:`Result` with the Poisson deviance per iteration."""
     def solve(y):
         res = _em(op, y, n_iter, None)
-        deviance = _data_constant(y.clamp_min(0))[None] - res.objective
+        deviance = _data_constant(y)[None] - res.objective
         return dataclasses.replace(res, objective=deviance)
 
     def recon(y):
@@ -97,10 +124,10 @@ def _build_osem(task, op, device, n_iter=None, n_subsets=None):
     """``recon(y)``: OSEM, by default the scanner's clinical protocol (mCT: 3 x 21)."""
     s = scanner(task.scanner)
     n_iter = s.osem_iterations if n_iter is None else n_iter
-    n_subsets = s.osem_subsets if n_subsets is None else n_subsets
+    m = n_subsets_for(op, n_subsets, s.osem_subsets)
 
     def recon(y):
-        return _em(op, y, n_iter, _n_subsets(op, n_subsets)).x
+        return _em(op, y, n_iter, m).x
 
     return recon
 
@@ -122,13 +149,12 @@ def _build_bsrem(task, op, device, beta=BSREM_BETA, gamma=2.0, n_iter=20, n_subs
     subsets) interleaved view subsets, steps ``1 / (1 + relaxation n)``, from ``init_iter``
     OSEM iterations; the RDP's ``epsilon`` is that fraction of each start image's maximum.
     ``recon.solve(y)``: the :class:`Result`, objective the Poisson deviance plus ``beta R``."""
-    n_subsets = scanner(task.scanner).osem_subsets if n_subsets is None else n_subsets
+    m = n_subsets_for(op, n_subsets, scanner(task.scanner).osem_subsets)
 
     def solve(y):
         op._check(y, op.range_shape, "reconstruction data y")
-        y = y.clamp_min(0)
+        y = check_counts(y)
         fidelity = PoissonLikelihood(_background(op, y))
-        m = _n_subsets(op, n_subsets)
         x0 = em(op, y, fidelity, subsets=m, n_iter=init_iter).x if init_iter > 0 else None
         start = x0 if x0 is not None else torch.ones((1, 1) + tuple(op.domain_shape),
                                                      dtype=y.dtype, device=y.device)

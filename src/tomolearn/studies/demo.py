@@ -33,6 +33,7 @@ from ..registry import task as as_task
 from ..report import check_report_dir, display_data, display_image, write_report
 from ..uq import split_scale
 from ..weights import available, shipped_weights_for
+from .bias_noise import demo_figures
 from .demo_bounds import _calibrate_bounds, _image_bounds, _with_uncertainty, format_bounds_table
 from .demo_meta import _default_command, _meta, _task_summary, no_bounds_reason
 from .quality import reference_columns
@@ -362,9 +363,12 @@ def run_demo(out_dir, *, task: Union[str, dict, Task] = "ct", n_images: int = 2,
     if command is None:
         command = _default_command(out_dir, s, dev)
     cases, rows, meta = demo_section(s, device=dev, progress=progress, command=command)
+    t0 = time.perf_counter()
+    figures, meta["figure_sweeps"] = demo_figures(s["task"], s["methods"], device=dev)
+    meta["timings"]["figure sweeps"] = time.perf_counter() - t0
     # The report's own time is only known afterwards; record the time up to writing it.
     meta["timings"]["total before writing the report"] = time.perf_counter() - t_start
-    index = write_report(out_dir, cases, rows, meta, overwrite=overwrite)
+    index = write_report(out_dir, cases, rows, meta, overwrite=overwrite, figures=figures)
     result = json.loads((index.parent / "metrics.json").read_text(encoding="utf-8"))
     result["bounds_table"] = format_bounds_table(rows)
     result["report"] = str(index)

@@ -21,6 +21,7 @@ from ..registry import Task
 from ..registry import task as as_task
 from ..registry import tasks as registered_tasks
 from ..report import check_report_dir, software_versions, write_report_sections
+from .bias_noise import demo_figures
 from .demo import _resolve_device, demo_plan, demo_section, format_bounds_table
 from .demo_meta import _literal
 
@@ -149,11 +150,15 @@ def run_demo_all(out_dir, *, tasks: Optional[Sequence[TaskLike]] = None, n_image
             print(f"demo: task {kind} ({i + 1} of {len(plans)})", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         cases, rows, meta = demo_section(plan, device=dev, progress=progress)
+        t1 = time.perf_counter()
+        figures, meta["figure_sweeps"] = demo_figures(plan["task"], plan["methods"], device=dev)
+        meta["timings"]["figure sweeps"] = time.perf_counter() - t1
         for key in ("command", "versions"):  # the page's, shown once
             meta.pop(key, None)
         timings[f"section {kind}"] = meta["timings"]["total of this section"] = \
             time.perf_counter() - t0
-        sections.append({"task": kind, "cases": cases, "rows": rows, "meta": meta})
+        sections.append({"task": kind, "cases": cases, "rows": rows, "meta": meta,
+                         "figures": figures})
 
     p0 = plans[0]
     bounds_text = (f"alpha {p0['alpha']:g}; each task calibrated on the first "

@@ -20,7 +20,7 @@ from ..registry import Task, build_method, method, task as as_task
 from ..solvers import tv_fista
 
 __all__ = ["REFERENCE_RESULTS", "references", "reference_columns", "benchmark", "format_quality_table",
-           "tv_time_to_converge"]
+           "format_figures_table", "mean_figures", "tv_time_to_converge"]
 
 #: Published results (PSNR dB, SSIM) per (task kind, image family) on its test split, with
 #: their source.  DIVal's ellipses table: GPU-trained on all 32 000 training samples.
@@ -64,7 +64,10 @@ def benchmark(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
 
     ``params`` overrides a method's registered parameters (``{"tv": {"lam": 1.0}}``; learned
     methods take ``{"amp": True}``); ``progress(done, total)`` after every batch.  Raises
-    ``ValueError`` for an unknown method or one that does not support the task.
+    ``ValueError`` for an unknown method or one that does not support the task.  Where the
+    task has figures of merit for ``family`` (:meth:`Task.figures_of_merit`, e.g. PET's NEMA
+    contrast recovery), rows carry their means over the images and ``figures_of_merit``, the
+    list of their keys.
     """
     t = as_task(task)
     dataset = SimulatedDataset(family, split, t, size=n)
@@ -74,7 +77,7 @@ def benchmark(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
               for m in methods}
     rows = []
     for name, recon in recons.items():
-        scores_p, scores_s, seconds = [], [], 0.0
+        scores_p, scores_s, seconds, figures = [], [], 0.0, []
         for start in range(0, n, batch_size):
             y, x = dataset.batch(range(start, min(start + batch_size, n)))
             y, x = y.to(device), x.to(device)
@@ -84,6 +87,7 @@ def benchmark(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
             seconds += time.perf_counter() - t0
             scores_p.append(psnr(rec, x).cpu())
             scores_s.append(ssim(rec, x).cpu())
+            figures += t.figures_of_merit(family, rec, x) or []
             if progress is not None:
                 progress(min(start + batch_size, n), n)
         p, s = torch.cat(scores_p), torch.cat(scores_s)
@@ -101,9 +105,51 @@ def benchmark(methods: List[str], n: Optional[int] = None, batch_size: int = 50,
             "ssim": float(s.mean()), "ssim_std": float(s.std()) if n > 1 else 0.0,
             "seconds_per_image": seconds / n, **reference_columns(t, family, name),
             "params": info.params_for(t, (params or {}).get(name)),
-            "torch_threads": torch.get_num_threads(), **extra,
+            "torch_threads": torch.get_num_threads(), **extra, **mean_figures(figures),
         })
     return rows
+
+
+def mean_figures(figures: List[dict]) -> dict:
+    """The mean over images of per-image figures of merit (:meth:`Task.figures_of_merit`:
+    dicts of floats or of dicts of floats, the same keys for every image) and
+    ``figures_of_merit``, the list of their keys; ``{}`` for none."""
+    if not figures:
+        return {}
+    out = {"figures_of_merit": list(figures[0])}
+    for key, value in figures[0].items():
+        if isinstance(value, dict):
+            out[key] = {k: float(np.mean([f[key][k] for f in figures])) for k in value}
+        else:
+            out[key] = float(np.mean([f[key] for f in figures]))
+    return out
+
+
+def format_figures_table(rows: List[dict], keys: List[str]) -> str:
+    """Plain-text table of the figures of merit ``keys`` of :func:`benchmark` rows (a column per
+    key, or per sub-key of a dict-valued key, e.g. per sphere diameter); "" if no row has one."""
+    rows = [r for r in rows if any(k in r for k in keys)]
+    if not rows:
+        return ""
+    columns = []  # (key, sub-key or None)
+    for key in keys:
+        value = next((r[key] for r in rows if key in r), None)
+        if isinstance(value, dict):
+            columns += [(key, sub) for sub in value]
+        elif value is not None:
+            columns.append((key, None))
+    groups, head = f"{'':<16}", f"{'method':<16}"
+    for key in dict.fromkeys(k for k, _ in columns):
+        subs = [sub for k, sub in columns if k == key]
+        width = 8 * len(subs)
+        groups += f"  {key[:width - 2]:<{width - 2}}"
+        head += "".join(f"{'' if sub is None else str(sub):>8}" for sub in subs)
+    lines = [groups, head, "-" * len(head)]
+    for r in rows:
+        cells = [(r.get(k) or {}).get(sub) if sub is not None else r.get(k) for k, sub in columns]
+        lines.append(f"{r['method']:<16}" + "".join(
+            f"{c:>8.3f}" if isinstance(c, float) else f"{'-':>8}" for c in cells))
+    return "\n".join(lines)
 
 
 def format_quality_table(rows: List[dict]) -> str:

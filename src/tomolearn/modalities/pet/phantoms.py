@@ -43,7 +43,8 @@ import torch
 
 from ...data import register_family
 
-__all__ = ["FOV_MM", "MU_WATER", "MU_LUNG", "MU_BONE", "BODIES", "body_mu", "draw",
+__all__ = ["FOV_MM", "MU_WATER", "MU_LUNG", "MU_BONE", "MU_MAX", "BODIES", "body_mu", "draw",
+           "check_mu_map",
            "nema_iq", "nema_geometry", "pet_torso", "NEMA_SPHERES_MM", "NEMA_RATIO"]
 
 #: Field of view (mm) the PET families are drawn for (the "pet" task's default).
@@ -161,6 +162,37 @@ def body_mu(body: str, size: int, fov_mm: float, shift_mm: float = 0.0) -> np.nd
     if body not in BODIES:
         raise ValueError(f"unknown body {body!r}; expected one of {', '.join(BODIES)}")
     return draw(BODIES[body], size, fov_mm, (shift_mm, 0.0))
+
+
+#: Largest plausible linear attenuation coefficient (1/mm) at 511 keV of a PET mu-map: dense
+#: cortical bone is about 0.017, titanium 0.04; larger values mean another unit.
+MU_MAX = 0.05
+
+
+def check_mu_map(mu, shape: Tuple[int, int]) -> torch.Tensor:
+    """A user's mu-map as ``(N, N)`` float64 tensor, checked: shape ``shape`` (the task's image
+    grid), finite, in [0, :data:`MU_MAX`] 1/mm (linear attenuation at 511 keV: water 0.0096,
+    lung 0.0029, bone 0.013-0.017).  ``ValueError`` names the expected unit and range and, for
+    values too large, the unit they look like (1/cm, 1/m, Hounsfield units)."""
+    m = mu.detach().cpu().double() if isinstance(mu, torch.Tensor) else \
+        torch.as_tensor(np.asarray(mu, dtype=np.float64))
+    if tuple(m.shape) != tuple(shape):
+        raise ValueError(f"the mu-map must have shape {tuple(shape)} (the task's image grid, "
+                         f"image_size x image_size voxels over fov_mm), got {tuple(m.shape)}")
+    if not bool(torch.isfinite(m).all()):
+        raise ValueError(f"the mu-map has {int((~torch.isfinite(m)).sum())} non-finite value(s)")
+    expected = (f"a mu-map is the linear attenuation coefficient at 511 keV in 1/mm, in [0, "
+                f"{MU_MAX}] (air 0, lung 0.0029, water 0.0096, bone 0.013-0.017)")
+    low, high = float(m.min()), float(m.max())
+    if low < 0:
+        hint = "; Hounsfield units? convert CT to 511 keV attenuation first" if low <= -100 else ""
+        raise ValueError(f"{expected}; got a minimum of {low:.6g}{hint}")
+    if high > MU_MAX:
+        hint = ("1/cm (divide by 10)" if high <= 10 * MU_MAX else "1/m (divide by 1000)"
+                if high <= 1000 * MU_MAX else "Hounsfield units or CT numbers (convert CT to "
+                "511 keV attenuation first)")
+        raise ValueError(f"{expected}; got a maximum of {high:.6g}, which looks like {hint}")
+    return m
 
 
 def body_support(body: str, size: int, fov_mm: float) -> np.ndarray:

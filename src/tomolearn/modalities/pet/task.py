@@ -49,12 +49,16 @@ import torch.nn.functional as F
 from ...registry import Task, register_shift, register_task
 from ..ct.ray_transform import RayTransform
 from .background import scatter_estimate, scatter_model
+from .figures import nema_figures
 from .operators import GaussianPSF, PETProjector
-from .phantoms import BODIES, body_mu, body_support
+from .phantoms import BODIES, body_mu, body_support, check_mu_map
 from .scanner import SCANNERS, scanner
 from .tof import MCT_TIMING_RESOLUTION_PS, MCT_TOF_BIN_PS, TOFProjector, tof_fwhm_mm
 
-__all__ = ["PETTask", "em_iterations"]
+__all__ = ["PETTask", "em_iterations", "FAMILY_BODIES"]
+
+#: The body each PET image family is drawn in (:meth:`PETTask.for_family`).
+FAMILY_BODIES = {"nema-iq": "nema", "pet-torso": "torso", "pet-brain": "head"}
 
 
 def _generators(generator, n: int):
@@ -147,6 +151,11 @@ class PETTask(Task):
     likelihood = "poisson"
     headline = ("counts", "scanner", "body")
     benchmark_shifts = ("counts-low",)
+    benchmark_families = ("nema-iq",)
+    figure_sweeps = (("nema-iq", "OSEM 21 subsets, iterations", "osem", "n_iter",
+                      (1, 2, 3, 4, 6, 8, 10), {"n_subsets": 21}),
+                     ("nema-iq", "MAP (RDP), beta", "rdp-map", "beta",
+                      (0.3, 1.0, 2.0, 5.0, 20.0), {}))
     families = ("pet-torso", "nema-iq", "pet-brain", "ellipses", "shepp-logan")
     data_name = "sinogram (prompts)"
     image_dtype = torch.float32
@@ -201,6 +210,27 @@ class PETTask(Task):
     def tiny(cls) -> "PETTask":
         """32 x 32 voxels of 12.5 mm, 21 views x 50 bins (the mCT's sinogram mashed 8 x 8)."""
         return cls(image_size=32, view_mash=8, bin_mash=8)
+
+    def for_family(self, family: str) -> "PETTask":
+        """The PET families in the body they are drawn in (``nema-iq``: ``nema``,
+        ``pet-torso``: ``torso``, ``pet-brain``: ``head``); other families: ``self``."""
+        body = FAMILY_BODIES.get(family)
+        return self if body is None or body == self.body else self.replace(body=body)
+
+    def figures_of_merit(self, family, x_hat, x):
+        """NEMA NU 2 figures of each image of ``nema-iq`` (:func:`~.figures.nema_figures`):
+        ``crc`` and ``background_variability`` ``{diameter_mm: fraction}`` (keys "10" to
+        "37") and ``lung_residual``; None for other families."""
+        if family != "nema-iq":
+            return None
+        out = []
+        for image in x_hat.detach().real.reshape(-1, *x_hat.shape[-2:]):
+            f = nema_figures(image, self.fov_mm)
+            out.append({"crc": {f"{d:g}": v for d, v in f["crc"].items()},
+                        "background_variability": {f"{d:g}": v
+                                                   for d, v in f["variability"].items()},
+                        "lung_residual": f["lung_residual"]})
+        return out
 
     # -- shapes and geometry ------------------------------------------------------------------
     @property
@@ -271,6 +301,15 @@ class PETTask(Task):
     def operator(self):
         """``n . a . A . PSF`` on the reconstruction grid with its background model (cached)."""
         return _operator(self._json())
+
+    def operator_with_mu(self, mu) -> PETProjector:
+        """The reconstruction operator with the attenuation of a given mu-map (e.g. CT-derived)
+        ``(image_size, image_size)`` in 1/mm at 511 keV, checked by :func:`check_mu_map`."""
+        ray = _ray(self._json(), False)
+        a = torch.exp(-ray(check_mu_map(mu, self.image_shape)[None, None]))[0, 0]
+        psf = GaussianPSF(self.image_shape, self.psf_fwhm_mm, self.voxel_mm) \
+            if self.psf_fwhm_mm > 0 else None
+        return _projector(self, ray, self.normalisation() * a, psf, self.background)
 
     def simulation_operator(self):
         """``n . a . A . PSF`` on the ``fine_factor`` grid with the true mu-map (cached)."""
