@@ -20,7 +20,7 @@ import sys
 from .. import __version__
 from ..train import TrainingDivergedError
 from . import benchmark, data, demo, evaluate, info, reconstruct, train
-from .options import Parser, UsageError, one_line
+from .options import HelpFormatter, Parser, UsageError, one_line
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=("examples:\n  tomolearn demo\n  tomolearn reconstruct --input sino.npy --method fbp "
                 "--out rec.npy\n  tomolearn evaluate --methods fbp,tv --shift all --json eval.json\n"
                 "  tomolearn VERB --help"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"tomolearn {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")

@@ -15,16 +15,16 @@ from ..registry import method, methods, shifted, tasks
 from ..studies import (SPEED_ARCHITECTURES, benchmark, default_methods, format_figures_table,
                        format_quality_table, format_speed_table, learned_speed,
                        tv_time_to_converge)
-from .options import (EXAMPLES, UsageError, add_force_flag, add_output_flags, add_task_options,
-                      check_device, check_memory, check_out_file, csv_list, methods_by_task,
-                      task_from_args, write_json)
+from .options import (EXAMPLES, HelpFormatter, UsageError, add_force_flag, add_output_flags,
+                      add_task_options, check_device, check_memory, check_out_file, csv_list,
+                      methods_by_task, task_from_args, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``benchmark`` verb to ``subparsers`` (the top parser's subparsers action)."""
     p = subparsers.add_parser("benchmark", help="speed and quality benchmarks against peers",
                               epilog="examples:\n  " + EXAMPLES["benchmark"],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=HelpFormatter)
     p.add_argument("what", metavar="operators|contention|learned|TASK|FAMILY",
                    help="operators: forward/adjoint speed of --task's operator against a peer "
                         "(" + _operator_peers() + "); contention: how the projector "

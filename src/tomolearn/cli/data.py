@@ -12,20 +12,20 @@ from tqdm import tqdm
 
 from ..data import FAMILIES, SimulatedDataset, generate_hdf5
 from ..registry import shifted, shifts
-from .options import (EXAMPLES, UsageError, add_force_flag, add_output_flags, add_task_options,
-                      check_disk, check_memory, check_out_file, task_from_args)
+from .options import (EXAMPLES, HelpFormatter, UsageError, add_force_flag, add_output_flags,
+                      add_task_options, check_disk, check_memory, check_out_file, task_from_args)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``data`` verb (with its ``generate`` action) to ``subparsers``."""
     p = subparsers.add_parser("data", help="generate datasets to HDF5 files",
                               epilog="examples:\n  " + EXAMPLES["data"],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=HelpFormatter)
     data_sub = p.add_subparsers(dest="action", metavar="ACTION")
     data_sub.required = True
     g = data_sub.add_parser("generate", help="simulate a dataset into an HDF5 file (resumable)",
                             epilog="examples:\n  " + EXAMPLES["data"],
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=HelpFormatter)
     g.add_argument("family", metavar="NAME",
                    help="image family: ellipses (DIVal's benchmark), shepp-logan, rectangles, ...")
     g.add_argument("--split", choices=["train", "validation", "test"], default="train")

@@ -12,10 +12,10 @@ from pathlib import Path
 from ..registry import tasks
 from ..studies.demo import default_methods, run_demo
 from ..studies.demo_all import run_demo_all
-from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
-                      add_task_options, check_memory, check_out_dir, check_out_file,
-                      check_simulation_flags, csv_list, methods_by_task, note_unflaggable,
-                      task, task_from_args, wrap, write_json)
+from .options import (EXAMPLES, HelpFormatter, UsageError, add_debug, add_force_flag,
+                      add_output_flags, add_task_options, check_memory, check_out_dir,
+                      check_out_file, check_simulation_flags, csv_list, methods_by_task,
+                      note_unflaggable, task, task_from_args, wrap, write_json)
 
 #: The shorthand flags of ``--task-set`` fields.
 SHORTHANDS = {"angles": "n_angles", "noise": "noise.level"}
@@ -39,7 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "a section per task; --n-images, --seed, --device and the bound flags "
             "apply to every section."),
         epilog="examples:\n  " + EXAMPLES["demo"],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--out", default="report", metavar="DIR",
                    help="report folder (default ./report); must be missing or empty unless --overwrite")
     p.add_argument("--n-images", type=int, default=4, help="test images per family (default 4)")

@@ -18,9 +18,10 @@ from ..files import atomic_write_bytes
 from ..registry import method, methods as registered_methods
 from ..report import software_versions, write_report
 from ..weights import available
-from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
-                      add_task_options, check_memory, check_out_dir, check_out_file, csv_list,
-                      methods_by_task, note_unflaggable, task_from_args, wrap, write_json)
+from .options import (EXAMPLES, HelpFormatter, UsageError, add_debug, add_force_flag,
+                      add_output_flags, add_task_options, check_memory, check_out_dir,
+                      check_out_file, csv_list, methods_by_task, note_unflaggable, task_from_args,
+                      wrap, write_json)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,7 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "coverage and shift detection on the test split and, with "
             "--shift, on other image families and measurement shifts."),
         epilog="examples:\n  " + EXAMPLES["evaluate"],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", metavar="NAME",
                        help="shipped learned weights, e.g. lpd-ellipses (its method is evaluated)")

@@ -15,14 +15,14 @@ from ..ct import RayTransform
 from ..modalities.ct.speed import OPERATOR_CASES
 from ..registry import method, methods, shifts, task, tasks
 from ..weights import architecture_description, architectures
-from .options import EXAMPLES, add_output_flags, check_out_file, write_json
+from .options import HelpFormatter, EXAMPLES, add_output_flags, check_out_file, write_json
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``info`` verb to ``subparsers`` (the top parser's subparsers action)."""
     p = subparsers.add_parser("info", help="versions, devices, threads and operator backends",
                               epilog="examples:\n  " + EXAMPLES["info"],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=HelpFormatter)
     p.add_argument("--json", metavar="FILE", help="also write the information as JSON")
     add_output_flags(p, "replace an existing --json file")
     p.set_defaults(func=run)

@@ -76,6 +76,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The verbs' help layout: descriptions as written, option help wrapped at spaces only
+    (argparse's default also breaks after hyphens, splitting names such as osem-filtered)."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
 def wrap(text: str) -> str:
     """A help description wrapped to 80 columns (the formatter keeps line breaks as given)."""
     return textwrap.fill(text, 80)

@@ -25,9 +25,9 @@ from ..files import atomic_write_bytes
 from ..registry import build_method, method, methods
 from ..weights import WeightsError, available, load, load_weights
 from ..modalities.ct import SimulationSpec
-from .options import (EXAMPLES, UsageError, add_debug, add_force_flag, add_output_flags,
-                      check_finite, check_memory, check_out_file, check_simulation_flags, still_running, wrap,
-                      write_json)
+from .options import (EXAMPLES, HelpFormatter, UsageError, add_debug, add_force_flag,
+                      add_output_flags, check_finite, check_memory, check_out_file,
+                      check_simulation_flags, still_running, wrap, write_json)
 
 RECONSTRUCT_NOTES = """\
 input:
@@ -77,7 +77,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                 + "\n  tomolearn reconstruct --input sino.npy --weights runs/lpd2/best.safetensors "
                 "--out rec.npy --json rec.json"
                 + "\n\n" + RECONSTRUCT_NOTES),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--input", required=True, metavar="FILE",
                    help="sinogram (.npy/.npz/.h5) or image (.png, .tif, .nii, .nii.gz, .npy, "
                         "DICOM) file")

@@ -6,14 +6,14 @@ import argparse
 from pathlib import Path
 
 from ..train import distributed_teardown, trainer_from_config
-from .options import EXAMPLES, add_output_flags, check_parent
+from .options import HelpFormatter, EXAMPLES, add_output_flags, check_parent
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``train`` verb to ``subparsers`` (the top parser's subparsers action)."""
     p = subparsers.add_parser("train", help="train a learned reconstructor from a YAML configuration",
                               epilog="examples:\n  " + EXAMPLES["train"],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=HelpFormatter)
     p.add_argument("config", metavar="CONFIG.yaml",
                    help="training configuration (keys: out_dir, model, data, train; see docs/training.md)")
     p.add_argument("--out", default=None, metavar="DIR", help="run directory (default: the config's out_dir)")
