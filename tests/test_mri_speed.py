@@ -172,3 +172,16 @@ def test_cpu_batches_in_steps_equal_one_pass(monkeypatch):
     assert op._step(xg) == 5
     (op(xg).abs() ** 2).sum().backward()  # gradient through the (unchunked) adjoint
     torch.testing.assert_close(xg.grad, 2 * op.adjoint(op(x)), rtol=0, atol=1e-12)
+
+
+def test_speed_table_layout():
+    from tomolearn.operators.speed import speed_table
+
+    columns = [("case", "geometry", 8, ""), ("fwd ms", "forward_ms", 9, ".2f"),
+               ("ratio", "forward_ratio", 8, "x")]
+    table = speed_table([{"geometry": "a", "forward_ms": 1.5, "forward_ratio": 2.0},
+                         {"geometry": "bb", "forward_ms": 0.25, "forward_ratio": None}],
+                        columns, "note")
+    assert table.splitlines() == ["case       fwd ms   ratio", "-" * 25,
+                                  "a            1.50   2.00x", "bb           0.25       -",
+                                  "note"]

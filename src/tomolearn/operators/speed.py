@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 __all__ = ["OperatorSpeed", "register_operator_speed", "operator_speed", "operator_speed_tasks",
-           "median_seconds"]
+           "median_seconds", "speed_table"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,35 @@ def median_seconds(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def speed_table(rows: List[dict], columns: List[Tuple[str, str, int, str]], note: str) -> str:
+    """A plain-text table of operator speed rows (each task's ``format``).
+
+    Parameters
+    ----------
+    rows : list of dict
+        The rows of a registered ``run``.
+    columns : list of (header, key, width, spec)
+        One per column: the row key, the column width in characters and a format spec
+        (``".3f"``; ``""`` for text; ``"x"``: a ratio printed as ``1.50x``).  The first column
+        is left-aligned, the others right-aligned; a missing or None value prints as ``-``.
+    note : str
+        The last line (how the times were taken, what the ratio means).
+    """
+    def cell(value, width: int, spec: str, first: bool) -> str:
+        if value is None:
+            text = "-"
+        elif spec == "x":
+            text = f"{value:.2f}x"
+        else:
+            text = format(value, spec)
+        return text.ljust(width) if first else text.rjust(width)
+
+    head = "".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, _, w, _) in enumerate(columns))
+    lines = [head, "-" * len(head)]
+    lines += ["".join(cell(r.get(key), w, spec, i == 0)
+                      for i, (_, key, w, spec) in enumerate(columns)) for r in rows]
+    lines.append(note)
+    return "\n".join(lines)
+

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from ...operators.speed import median_seconds, register_operator_speed
+from ...operators.speed import median_seconds, register_operator_speed, speed_table
 from .geometry import FanBeam2D, ParallelBeam2D
 from .ray_transform import RayTransform
 
@@ -170,18 +170,20 @@ def benchmark_operators(cases: List[str], batches=(1, 16), repeats: int = 5, dev
 
 def format_operator_table(rows: List[dict]) -> str:
     """A plain-text table of :func:`benchmark_operators` rows."""
-    head = (f"{'geometry':<10}{'batch':>6}{'backend':>13}{'fwd ms':>10}{'ASTRA':>9}{'ratio':>8}"
-            f"{'adj ms':>10}{'ASTRA':>9}{'ratio':>8}{'peak MB':>9}")
-    lines = [head, "-" * len(head)]
-    fmt = lambda v, spec: format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))
-    for r in rows:
-        lines.append(
-            f"{r['geometry']:<10}{r['batch']:>6}{r['backend']:>13}{r['forward_ms']:>10.3f}"
-            f"{fmt(r['astra_forward_ms'], '9.3f')}{fmt(r['forward_ratio'], '7.1f')}x"
-            f"{r['adjoint_ms']:>10.3f}{fmt(r['astra_adjoint_ms'], '9.3f')}"
-            f"{fmt(r['adjoint_ratio'], '7.1f')}x{r['peak_rss_mb']:>9.0f}")
-    lines.append("times are per image (medians); ratio = ASTRA CPU time / ours (> 1: faster)")
-    return "\n".join(lines)
+    columns = [
+        ("geometry", "geometry", 10, ""),
+        ("batch", "batch", 6, "d"),
+        ("backend", "backend", 13, ""),
+        ("fwd ms", "forward_ms", 10, ".3f"),
+        ("ASTRA", "peer_forward_ms", 9, ".3f"),
+        ("ratio", "forward_ratio", 8, "x"),
+        ("adj ms", "adjoint_ms", 10, ".3f"),
+        ("ASTRA", "peer_adjoint_ms", 9, ".3f"),
+        ("ratio", "adjoint_ratio", 8, "x"),
+        ("peak MB", "peak_rss_mb", 9, ".0f"),
+    ]
+    return speed_table(rows, columns,
+                       "times are per image (medians); ratio = ASTRA CPU time / ours (> 1: faster)")
 
 
 # `tomolearn benchmark operators --task ct` (the default task) finds these cases here

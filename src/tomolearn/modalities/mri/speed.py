@@ -28,7 +28,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ...operators.speed import register_operator_speed
+from ...operators.speed import register_operator_speed, speed_table
 from .coils import birdcage_maps
 from .masks import equispaced_mask
 from .operators import MultiCoilSENSE
@@ -178,19 +178,20 @@ def benchmark_sense(cases=SENSE_CASES, batches=(1, 8), repeats: int = 5, device=
 
 def format_sense_table(rows: List[dict]) -> str:
     """A plain-text table of :func:`benchmark_sense` rows."""
-    head = (f"{'geometry':<17}{'batch':>6}{'fwd ms':>10}{'sigpy':>9}{'ratio':>8}"
-            f"{'adj ms':>10}{'sigpy':>9}{'ratio':>8}{'peak MB':>9}")
-    lines = [head, "-" * len(head)]
-    fmt = lambda v, spec: format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))
-    for r in rows:
-        lines.append(
-            f"{r['geometry']:<17}{r['batch']:>6}{r['forward_ms']:>10.3f}"
-            f"{fmt(r['peer_forward_ms'], '9.3f')}{fmt(r['forward_ratio'], '7.2f')}x"
-            f"{r['adjoint_ms']:>10.3f}{fmt(r['peer_adjoint_ms'], '9.3f')}"
-            f"{fmt(r['adjoint_ratio'], '7.2f')}x{r['peak_rss_mb']:>9.0f}")
-    lines.append("times are per image (medians, interleaved with sigpy); ratio = sigpy time / "
-                 "ours (> 1: faster)")
-    return "\n".join(lines)
+    columns = [
+        ("geometry", "geometry", 17, ""),
+        ("batch", "batch", 6, "d"),
+        ("fwd ms", "forward_ms", 10, ".3f"),
+        ("sigpy", "peer_forward_ms", 9, ".3f"),
+        ("ratio", "forward_ratio", 8, "x"),
+        ("adj ms", "adjoint_ms", 10, ".3f"),
+        ("sigpy", "peer_adjoint_ms", 9, ".3f"),
+        ("ratio", "adjoint_ratio", 8, "x"),
+        ("peak MB", "peak_rss_mb", 9, ".0f"),
+    ]
+    return speed_table(rows, columns,
+                       "times are per image (medians, interleaved with sigpy); ratio = sigpy time / "
+                       "ours (> 1: faster)")
 
 
 register_operator_speed("mri", SENSE_CASES, benchmark_sense, format_sense_table, batches=(1, 8),

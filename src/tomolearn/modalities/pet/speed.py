@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-from ...operators.speed import median_seconds, register_operator_speed
+from ...operators.speed import median_seconds, register_operator_speed, speed_table
 from ..ct.geometry import ParallelBeam2D
 from ..ct.speed import OperatorCase, _AstraPeer, _peak_rss_mb
 from .task import PETTask
@@ -113,19 +113,21 @@ def benchmark_pet(cases=tuple(PET_CASES), batches=(1, 4), repeats: int = 5, devi
 
 def format_pet_table(rows: List[dict]) -> str:
     """A plain-text table of :func:`benchmark_pet` rows."""
-    head = (f"{'case':<9}{'batch':>6}{'fwd ms':>10}{'A fwd':>9}{'ASTRA':>9}{'ratio':>8}"
-            f"{'adj ms':>10}{'A adj':>9}{'ASTRA':>9}{'ratio':>8}")
-    lines = [head, "-" * len(head)]
-    fmt = lambda v, spec: format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))
-    for r in rows:
-        lines.append(
-            f"{r['geometry']:<9}{r['batch']:>6}{r['forward_ms']:>10.2f}{r['ray_forward_ms']:>9.2f}"
-            f"{fmt(r['peer_forward_ms'], '9.2f')}{fmt(r['forward_ratio'], '7.2f')}x"
-            f"{r['adjoint_ms']:>10.2f}{r['ray_adjoint_ms']:>9.2f}"
-            f"{fmt(r['peer_adjoint_ms'], '9.2f')}{fmt(r['adjoint_ratio'], '7.2f')}x")
-    lines.append("times per image (medians); fwd/adj: n.a.A.PSF (TOF where named), A: the ray "
-                 "transform alone; ratio = ASTRA CPU time / our A (> 1: faster)")
-    return "\n".join(lines)
+    columns = [
+        ("case", "geometry", 9, ""),
+        ("batch", "batch", 6, "d"),
+        ("fwd ms", "forward_ms", 10, ".2f"),
+        ("A fwd", "ray_forward_ms", 9, ".2f"),
+        ("ASTRA", "peer_forward_ms", 9, ".2f"),
+        ("ratio", "forward_ratio", 8, "x"),
+        ("adj ms", "adjoint_ms", 10, ".2f"),
+        ("A adj", "ray_adjoint_ms", 9, ".2f"),
+        ("ASTRA", "peer_adjoint_ms", 9, ".2f"),
+        ("ratio", "adjoint_ratio", 8, "x"),
+    ]
+    return speed_table(rows, columns,
+                       "times per image (medians); fwd/adj: n.a.A.PSF (TOF where named), A: the ray "
+                       "transform alone; ratio = ASTRA CPU time / our A (> 1: faster)")
 
 
 register_operator_speed("pet", tuple(PET_CASES), benchmark_pet, format_pet_table,
