@@ -215,8 +215,8 @@ def test_varnet_rebinds_to_another_mask(mri):
 def test_architectures_and_methods_registered(mri):
     _, op, _, _ = mri
     assert {"modl", "varnet", "fbpconvnet", "lgd", "lpd"} <= set(architectures())
-    assert "modl" not in tl.methods()  # no weights shipped: nothing ready to run
-    assert "varnet" in tl.methods("mri") and "varnet" not in tl.methods("ct")
+    for name in ("modl", "varnet"):
+        assert name in tl.methods("mri") and name not in tl.methods("ct")
     assert isinstance(build_model("modl", op, n_iter=1), MoDL)
     with pytest.raises(ValueError, match="bad parameters for model 'varnet'"):
         build_model("varnet", op, widht=3)
@@ -322,3 +322,18 @@ def test_varnet_binds_any_number_of_coils_lpd_does_not(mri):
     lpd = build_model("lpd", op, n_iter=1, channels=4)
     with pytest.raises(ValueError, match="the last two axes may differ"):
         lpd.with_operator(fewer.operator())
+
+
+def test_shipped_modl_beats_sense_on_held_out_brains():
+    from tomolearn.registry import build_method
+
+    model = tl.load("modl-brain-4x")
+    assert model.card["task"]["acceleration"] == 4.0 and model.card["validation"]["psnr"] > 30.0
+    t = tl.task("mri")
+    ds = tl.data.SimulatedDataset("brain", "test", t, size=2)
+    y, x = ds.batch([0, 1])
+    op = ds.operator()
+    modl = build_method("modl", t, op=op)(y)
+    assert modl.dtype == torch.complex64 and modl.shape == x.shape
+    sense = build_method("sense", t, op=op)(y)
+    assert float((tl.metrics.psnr(modl, x) - tl.metrics.psnr(sense, x)).min()) > 4.0

@@ -19,7 +19,7 @@ to the benchmark's operator (or to a compatible operator passed as ``op``).
 
 Architectures: a learned method with shipped weights is registered with the method registry
 (:data:`SHIPPED_METHODS`; ``tl.methods()`` offers it ready to use) together with its
-untrained architecture; an architecture without shipped weights (MoDL) is registered
+untrained architecture; an architecture without shipped weights is registered
 with :func:`register_architecture` only, so ``tomolearn train`` can build and train it
 (``model.name``) and :func:`load` can rebuild trained weights of it, while ``tl.methods()``
 offers no method that would need weights nobody has trained.  :func:`architectures` lists
@@ -482,13 +482,10 @@ SHIPPED_METHODS = {
     "varnet": (("varnet-brain-4x", "varnet-brain-8x"), VarNet,
                "end-to-end variational network with sensitivity estimation (after Sriram et al. "
                "2020); the 4x or 8x weights, whichever were trained closer to the task", ("mri",)),
+    "modl": (("modl-brain-4x",), MoDL, "MoDL: CNN denoiser + conjugate-gradient data "
+                                      "consistency (Aggarwal, Mani & Jacob 2019)", ("mri",)),
 }
 for _name, (_weights, _architecture, _description, _tasks) in SHIPPED_METHODS.items():
     register_method(_name, _build_shipped(_name), tasks=_tasks, defaults={"amp": False},
                     kind="learned", weights=_weights[0], architecture=_architecture,
                     description=_description)
-
-#: Learned architectures without shipped weights: trainable with ``tomolearn train`` (any task
-#: whose operator they accept: MoDL any linear operator).
-register_architecture("modl", MoDL, "MoDL: CNN denoiser + conjugate-gradient data consistency "
-                                    "(Aggarwal, Mani & Jacob 2019)")
