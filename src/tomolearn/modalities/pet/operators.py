@@ -87,7 +87,44 @@ class GaussianPSF(LinearOperator):
         return f"image_shape={self.domain_shape}, fwhm_mm={self.fwhm_mm}, voxel_mm={self.voxel_mm}"
 
 
-class PETProjector(LinearOperator):
+def checked_factors(factors: Optional[torch.Tensor], shape) -> torch.Tensor:
+    """Per-LOR factors ``n . a`` as float64 of ``shape`` (default ones); ``ValueError`` unless
+    finite and non-negative."""
+    if factors is None:
+        return torch.ones(tuple(shape), dtype=torch.float64)
+    factors = torch.as_tensor(factors, dtype=torch.float64)
+    if tuple(factors.shape) != tuple(shape):
+        raise ValueError(f"factors must have shape {tuple(shape)}, got {tuple(factors.shape)}")
+    if not torch.isfinite(factors).all() or (factors < 0).any():
+        raise ValueError("factors must be finite and non-negative")
+    return factors
+
+
+class _ViewSubsets:
+    """What the PET projectors share: ordered subsets of views (cached) and the additive
+    background.  A projector sets ``ray``, ``factors``, ``_background``, ``_subsets`` and
+    implements ``_restricted(ray, factors)``, itself on fewer views."""
+
+    def subset(self, indices):
+        """The projector restricted to the views ``indices`` (ordered subsets), cached."""
+        idx = np.asarray(torch.as_tensor(indices).cpu(), dtype=np.int64).reshape(-1)
+        key = tuple(idx.tolist())
+        if key not in self._subsets:
+            self._subsets[key] = self._restricted(self.ray.angle_subset(idx),
+                                                  self.factors[torch.from_numpy(idx)])
+        return self._subsets[key]
+
+    def background_of(self, y: torch.Tensor) -> torch.Tensor:
+        """The additive term (randoms + scatter estimate) for prompts ``y`` (the projector's
+        data shape), same dtype and device; zeros when the projector was built without a
+        background model."""
+        self._check(y, self.range_shape, "background_of")
+        if self._background is None:
+            return torch.zeros_like(y)
+        return self._background(y).to(dtype=y.dtype, device=y.device)
+
+
+class PETProjector(_ViewSubsets, LinearOperator):
     """The linear part of the PET model, ``x -> n . a . A (PSF x)`` (expected trues).
 
     ``(B, C, H, W) -> (B, C, n_views, n_bins)``: ``A`` the exact ray transform (line
@@ -117,14 +154,7 @@ class PETProjector(LinearOperator):
         if psf is not None and tuple(psf.domain_shape) != tuple(ray.domain_shape):
             raise ValueError(f"the PSF acts on {psf.domain_shape}, the ray transform on "
                              f"{ray.domain_shape}")
-        if factors is None:
-            factors = torch.ones(ray.range_shape, dtype=torch.float64)
-        factors = torch.as_tensor(factors, dtype=torch.float64)
-        if tuple(factors.shape) != tuple(ray.range_shape):
-            raise ValueError(f"factors must have shape {ray.range_shape}, got "
-                             f"{tuple(factors.shape)}")
-        if not torch.isfinite(factors).all() or (factors < 0).any():
-            raise ValueError("factors must be finite and non-negative")
+        factors = checked_factors(factors, ray.range_shape)
         self.ray, self.psf, self._background = ray, psf, background
         self.register_buffer("factors", factors, persistent=False)
         self._subsets = {}
@@ -145,22 +175,8 @@ class PETProjector(LinearOperator):
     def _default_device(self):
         return torch.device("cpu")
 
-    def subset(self, indices) -> "PETProjector":
-        """The projector restricted to the views ``indices`` (ordered subsets), cached."""
-        idx = np.asarray(torch.as_tensor(indices).cpu(), dtype=np.int64).reshape(-1)
-        key = tuple(idx.tolist())
-        if key not in self._subsets:
-            self._subsets[key] = PETProjector(self.ray.angle_subset(idx),
-                                              self.factors[torch.from_numpy(idx)], self.psf)
-        return self._subsets[key]
-
-    def background_of(self, y: torch.Tensor) -> torch.Tensor:
-        """The additive term (randoms + scatter estimate) for prompts ``y`` (B, C, views, bins),
-        same dtype and device; zeros when the projector was built without a background model."""
-        self._check(y, self.range_shape, "background_of")
-        if self._background is None:
-            return torch.zeros_like(y)
-        return self._background(y).to(dtype=y.dtype, device=y.device)
+    def _restricted(self, ray: RayTransform, factors: torch.Tensor) -> "PETProjector":
+        return PETProjector(ray, factors, self.psf)
 
     def extra_repr(self):
         return (f"image_shape={self.domain_shape}, sinogram={self.range_shape}, "

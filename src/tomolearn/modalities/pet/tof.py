@@ -45,7 +45,7 @@ import torch
 
 from ...operators import LinearOperator
 from ..ct.ray_transform import RayTransform
-from .operators import FWHM_TO_SIGMA, GaussianPSF
+from .operators import FWHM_TO_SIGMA, GaussianPSF, _ViewSubsets, checked_factors
 
 __all__ = ["TOFProjector", "tof_fwhm_mm", "tof_kernels", "SPEED_OF_LIGHT_MM_PER_PS",
            "MCT_TIMING_RESOLUTION_PS", "MCT_TOF_BINS", "MCT_TOF_BIN_PS"]
@@ -74,7 +74,7 @@ def tof_kernels(s: torch.Tensor, n_bins: int, bin_mm: float, fwhm_mm: float) -> 
     return 0.5 * (torch.erf((d + bin_mm / 2) * scale) - torch.erf((d - bin_mm / 2) * scale))
 
 
-class TOFProjector(LinearOperator):
+class TOFProjector(_ViewSubsets, LinearOperator):
     """``x -> factors . A_TOF (PSF x)``: ``(B, C, H, W) -> (B, C, n_views, n_tof, n_bins)``.
 
     Parameters
@@ -106,12 +106,7 @@ class TOFProjector(LinearOperator):
                 raise ValueError(f"{name} must be positive, got {v!r}")
         views, bins = ray.range_shape
         super().__init__(ray.domain_shape, (views, n_tof, bins))
-        if factors is None:
-            factors = torch.ones(ray.range_shape, dtype=torch.float64)
-        factors = torch.as_tensor(factors, dtype=torch.float64)
-        if tuple(factors.shape) != tuple(ray.range_shape) or not torch.isfinite(factors).all() \
-                or (factors < 0).any():
-            raise ValueError(f"factors must be finite, non-negative, of shape {ray.range_shape}")
+        factors = checked_factors(factors, ray.range_shape)
         self.ray, self.psf, self._background = ray, psf, background
         self.n_tof, self.tof_bin_mm, self.fwhm_mm = n_tof, float(tof_bin_mm), float(fwhm_mm)
         self.register_buffer("factors", factors, persistent=False)
@@ -165,22 +160,8 @@ class TOFProjector(LinearOperator):
                      self._weights(v, y.dtype, y.device)).sum(2)
         return self.psf._adjoint(x) if self.psf is not None else x
 
-    def subset(self, indices) -> "TOFProjector":
-        """The projector restricted to the views ``indices`` (ordered subsets), cached."""
-        idx = np.asarray(torch.as_tensor(indices).cpu(), dtype=np.int64).reshape(-1)
-        key = tuple(idx.tolist())
-        if key not in self._subsets:
-            self._subsets[key] = TOFProjector(self.ray.angle_subset(idx), self.n_tof,
-                                              self.tof_bin_mm, self.fwhm_mm,
-                                              self.factors[torch.from_numpy(idx)], self.psf)
-        return self._subsets[key]
-
-    def background_of(self, y: torch.Tensor) -> torch.Tensor:
-        """The additive term for TOF prompts ``y`` (zeros without a background model)."""
-        self._check(y, self.range_shape, "background_of")
-        if self._background is None:
-            return torch.zeros_like(y)
-        return self._background(y).to(dtype=y.dtype, device=y.device)
+    def _restricted(self, ray: RayTransform, factors: torch.Tensor) -> "TOFProjector":
+        return TOFProjector(ray, self.n_tof, self.tof_bin_mm, self.fwhm_mm, factors, self.psf)
 
     def extra_repr(self):
         return (f"image_shape={self.domain_shape}, sinogram={self.range_shape}, "
