@@ -144,6 +144,13 @@ def _check_2d(array, what):
     return arr
 
 
+#: The keys every header this module writes opens with, and its data format (float32).
+_HEADER_START = ["!imaging modality := PT", "!version of keys := STIR4.0", "!GENERAL DATA :=",
+                 "!GENERAL IMAGE DATA :=", "!type of data := PET",
+                 "imagedata byte order := LITTLEENDIAN", "!PET STUDY (General) :="]
+_FLOAT32 = ["!number format := float", "!number of bytes per pixel := 4"]
+
+
 def write_interfile_image(path, image, voxel_mm: float, overwrite: bool = False) -> Path:
     """Write ``image`` ``(H, W)`` (or ``(1, 1, H, W)``) as a STIR Interfile image: header
     ``path`` (``.hv``) and data ``path`` with ``.v`` (float32, little endian); voxels
@@ -151,11 +158,9 @@ def write_interfile_image(path, image, voxel_mm: float, overwrite: bool = False)
     path = Path(path)
     arr = _check_2d(image, "image")
     h, w = arr.shape
-    lines = ["!imaging modality := PT", "!version of keys := STIR4.0", "!GENERAL DATA :=",
-             "!GENERAL IMAGE DATA :=", "!type of data := PET",
-             "imagedata byte order := LITTLEENDIAN", "!PET STUDY (General) :=",
+    lines = [*_HEADER_START,
              "!PET data type := Image", "process status := Reconstructed",
-             "!number format := float", "!number of bytes per pixel := 4",
+             *_FLOAT32,
              "number of dimensions := 3",
              "matrix axis label [1] := x", f"!matrix size [1] := {w}",
              f"scaling factor (mm/pixel) [1] := {voxel_mm}",
@@ -177,11 +182,9 @@ def write_interfile_sinogram(path, sinogram, scanner: Scanner, bin_mm: float,
     path = Path(path)
     arr = _check_2d(sinogram, "sinogram")
     views, bins = arr.shape
-    lines = ["!imaging modality := PT", "!version of keys := STIR4.0", "!GENERAL DATA :=",
-             "!GENERAL IMAGE DATA :=", "!type of data := PET",
-             "imagedata byte order := LITTLEENDIAN", "!PET STUDY (General) :=",
+    lines = [*_HEADER_START,
              "!PET data type := Emission", "applied corrections := {None}",
-             "!number format := float", "!number of bytes per pixel := 4",
+             *_FLOAT32,
              "number of dimensions := 4",
              "matrix axis label [4] := segment", "!matrix size [4] := 1",
              "matrix axis label [3] := view", f"!matrix size [3] := {views}",
