@@ -426,7 +426,11 @@ def shipped_weights_for(name: str, task=None) -> str:
 def learned_model(name: str, op, device="cpu", task=None):
     """The shipped model of the learned method ``name`` for ``task`` (:func:`shipped_weights_for`)
     bound to ``op`` on ``device`` (loaded once per process)."""
-    weights = shipped_weights_for(name, task)
+    return _shipped_model(shipped_weights_for(name, task), op, device)
+
+
+def _shipped_model(weights: str, op, device):
+    """The shipped ``weights`` bound to ``op`` on ``device``, loaded once per process."""
     key = (weights, id(op), str(device))
     if key not in _loaded:
         _loaded[key] = load(weights, op=op, device=device)
@@ -437,7 +441,8 @@ def _build_shipped(name: str):
     def build(task, op, device, amp=False):
         """``recon(y)``: the shipped weights closest to ``task`` bound to ``op`` (autocast with
         ``amp``)."""
-        model = learned_model(name, op, device, task)
+        weights = shipped_weights_for(name, task)  # reads the variants' cards once
+        model = _shipped_model(weights, op, device)
         warned = []
 
         def run(fn, y):
@@ -461,7 +466,7 @@ def _build_shipped(name: str):
         if isinstance(model, DeepEnsemble):
             recon.uncertainty = lambda y: scale_from_ensemble(run(model.members, y).float())
         recon.card = model.card
-        recon.weights = shipped_weights_for(name, task)
+        recon.weights = weights
         return recon
     return build
 
