@@ -29,6 +29,9 @@ Models
 :class:`MoDL`
     A shared CNN denoiser alternating with a conjugate-gradient data-consistency step
     (Aggarwal, Mani & Jacob 2019); any operator, real or complex.
+:class:`FBSEMNet`
+    Unrolled MAP-EM whose prior is a shared residual CNN (FBSEM-Net, Mehranian & Reader
+    2021); Poisson data of a non-negative operator with an additive background (PET).
 :class:`VarNet`
     End-to-end variational network with sensitivity estimation (after Sriram et al. 2020);
     multi-coil Cartesian MRI operators (the protocol of :mod:`.varnet`).
@@ -45,12 +48,13 @@ Modules
 ``blocks``
     Building blocks shared by the networks (parameter count, the
     convolution block of the unrolled methods).
-``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``varnet``, ``ensemble``
+``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``ensemble``
     One model each.
 """
 
 from .base import _Reconstructor  # noqa: F401
 from .ensemble import DeepEnsemble
+from .fbsem import FBSEMNet
 from .fbpconvnet import FBPConvNet
 from .lgd import LearnedGradientDescent
 from .lpd import LearnedPrimalDual
@@ -59,4 +63,4 @@ from .unet import UNet
 from .varnet import VarNet
 
 __all__ = ["UNet", "FBPConvNet", "LearnedGradientDescent", "LearnedPrimalDual", "MoDL", "VarNet",
-           "DeepEnsemble"]
+           "FBSEMNet", "DeepEnsemble"]

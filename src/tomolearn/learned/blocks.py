@@ -3,11 +3,13 @@
 :func:`_n_parameters` counts a module's weights (every model reports it);
 :func:`_conv_block` is the three-convolution update network of the unrolled
 methods (:mod:`.lgd`, :mod:`.lpd`), initialised like the authors' TensorFlow
-code (:func:`_xavier_`).
+code (:func:`_xavier_`); :class:`ResidualDenoiser` the CNN of the methods that alternate a
+learned denoiser with a data step (:mod:`.modl`, :mod:`.fbsem`).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -37,3 +39,22 @@ def _conv_block(c_in: int, c_out: int, channels: int) -> nn.Sequential:
     )
     _xavier_(block)
     return block
+
+
+class ResidualDenoiser(nn.Sequential):
+    """The residual denoiser body of MoDL and FBSEM-Net: ``layers`` 3x3 convolutions, ``channels`` wide, each but the
+    last followed by (batch norm and) ReLU; ``c -> channels -> ... -> c`` real channels."""
+
+    def __init__(self, c: int, channels: int, layers: int, norm: str):
+        mods = []
+        bias = norm == "none"
+        for i in range(layers - 1):
+            mods.append(nn.Conv2d(c if i == 0 else channels, channels, 3, padding=1, bias=bias))
+            if norm == "batch":
+                mods.append(nn.BatchNorm2d(channels))
+            mods.append(nn.ReLU(inplace=True))
+        mods.append(nn.Conv2d(channels, c, 3, padding=1))
+        super().__init__(*mods)
+        with torch.no_grad():  # an untrained denoiser changes little (see MoDL's docstring)
+            mods[-1].weight.mul_(0.01)
+            mods[-1].bias.mul_(0.01)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .base import _Reconstructor
+from .blocks import ResidualDenoiser
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -52,25 +53,6 @@ def conjugate_gradient(normal, b: torch.Tensor, n_iter: int) -> torch.Tensor:
         p = r + _safe_div(rr_new, rr) * p
         rr = rr_new
     return x
-
-
-class _Denoiser(nn.Sequential):
-    """MoDL's residual denoiser body: ``layers`` 3x3 convolutions, ``channels`` wide, each but the
-    last followed by (batch norm and) ReLU; ``c -> channels -> ... -> c`` real channels."""
-
-    def __init__(self, c: int, channels: int, layers: int, norm: str):
-        mods = []
-        bias = norm == "none"
-        for i in range(layers - 1):
-            mods.append(nn.Conv2d(c if i == 0 else channels, channels, 3, padding=1, bias=bias))
-            if norm == "batch":
-                mods.append(nn.BatchNorm2d(channels))
-            mods.append(nn.ReLU(inplace=True))
-        mods.append(nn.Conv2d(channels, c, 3, padding=1))
-        super().__init__(*mods)
-        with torch.no_grad():  # an untrained denoiser changes little (see MoDL's docstring)
-            mods[-1].weight.mul_(0.01)
-            mods[-1].bias.mul_(0.01)
 
 
 class MoDL(_Reconstructor):
@@ -156,7 +138,7 @@ class MoDL(_Reconstructor):
             raise ValueError(f"init must be 'initial' or 'adjoint', got {init!r}")
         self.n_iter, self.n_cg, self.init = n_iter, n_cg, init
         self._bind(op)
-        self.denoiser = _Denoiser(self.image_channels, channels, layers, norm)
+        self.denoiser = ResidualDenoiser(self.image_channels, channels, layers, norm)
         self.log_lam = nn.Parameter(torch.tensor(math.log(lam)))
 
     def _rebind(self) -> None:

@@ -35,7 +35,7 @@ import dataclasses
 
 import torch
 
-from ..modalities.pet import GaussianPSF, scanner
+from ..modalities.pet import GaussianPSF, n_subsets_for, scanner
 from ..registry import register_method
 from .algebraic import em
 from .bsrem import bsrem
@@ -89,20 +89,6 @@ def _em(op, y, n_iter, subsets):
     op._check(y, op.range_shape, "reconstruction data y")
     y = check_counts(y)
     return em(op, y, PoissonLikelihood(_background(op, y)), subsets=subsets, n_iter=n_iter)
-
-
-def n_subsets_for(op, n_subsets=None, default: int = 1) -> int:
-    """The number of interleaved view subsets for ``op``: ``n_subsets`` if it divides the views
-    (else ``ValueError`` listing the divisors), or with ``None`` the largest divisor of the views
-    not above ``default`` (the scanner's clinical subsets; mashed sinograms have fewer views)."""
-    views = int(op.range_shape[0])
-    divisors = [d for d in range(1, views + 1) if views % d == 0]
-    if n_subsets is None:
-        return max(d for d in divisors if d <= max(1, int(default)))
-    if isinstance(n_subsets, bool) or not isinstance(n_subsets, int) or n_subsets not in divisors:
-        raise ValueError(f"n_subsets={n_subsets!r} does not divide the {views} views of the "
-                         f"sinogram into equal subsets; use one of {', '.join(map(str, divisors))}")
-    return n_subsets
 
 
 def _build_mlem(task, op, device, n_iter=50):

@@ -26,12 +26,13 @@ from .figures import nema_figures, roi_mean  # noqa: F401
 from .interfile import (InterfileError, read_interfile, read_pet_dicom,  # noqa: F401
                         write_interfile_image, write_interfile_sinogram)
 from .background import SCATTER_FWHM_MM, radial_blur, scatter_estimate, scatter_model  # noqa: F401
-from .operators import FWHM_TO_SIGMA, GaussianPSF, PETProjector, gaussian_kernel  # noqa: F401
+from .operators import (FWHM_TO_SIGMA, GaussianPSF, PETProjector, em_iterations,  # noqa: F401
+                        gaussian_kernel, n_subsets_for)
 from .phantoms import (BODIES, FOV_MM, MU_BONE, MU_LUNG, MU_MAX, MU_WATER,  # noqa: F401
                        NEMA_RATIO, NEMA_SPHERES_MM, body_mu, check_mu_map, nema_geometry,
                        nema_iq, pet_torso)
 from .scanner import SCANNERS, Scanner, scanner  # noqa: F401
-from .task import PETTask, em_iterations  # noqa: F401
+from .task import PETTask  # noqa: F401
 from .tof import TOFProjector, tof_fwhm_mm, tof_kernels  # noqa: F401
 
 __all__ = ["Scanner", "SCANNERS", "scanner", "GaussianPSF", "PETProjector", "gaussian_kernel",
@@ -39,7 +40,7 @@ __all__ = ["Scanner", "SCANNERS", "scanner", "GaussianPSF", "PETProjector", "gau
            "scatter_estimate", "BODIES", "FOV_MM", "MU_WATER", "MU_LUNG", "MU_BONE",
            "NEMA_RATIO", "NEMA_SPHERES_MM", "body_mu", "MU_MAX", "check_mu_map",
            "nema_geometry", "nema_iq", "pet_torso",
-           "PETTask", "em_iterations", "TOFProjector", "tof_fwhm_mm", "tof_kernels",
+           "PETTask", "em_iterations", "n_subsets_for", "TOFProjector", "tof_fwhm_mm", "tof_kernels",
            "nema_figures", "roi_mean",
            "InterfileError", "read_interfile", "write_interfile_image",
            "write_interfile_sinogram", "read_pet_dicom"]

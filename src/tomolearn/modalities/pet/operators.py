@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from ...operators import LinearOperator
 from ..ct.ray_transform import RayTransform
 
-__all__ = ["GaussianPSF", "PETProjector", "gaussian_kernel", "FWHM_TO_SIGMA"]
+__all__ = ["GaussianPSF", "PETProjector", "gaussian_kernel", "FWHM_TO_SIGMA", "em_iterations",
+           "n_subsets_for"]
 
 #: ``sigma = FWHM * FWHM_TO_SIGMA`` for a Gaussian (1 / (2 sqrt(2 ln 2))).
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
@@ -100,10 +101,60 @@ def checked_factors(factors: Optional[torch.Tensor], shape) -> torch.Tensor:
     return factors
 
 
+def n_subsets_for(op, n_subsets=None, default: int = 1) -> int:
+    """The number of interleaved view subsets for ``op``: ``n_subsets`` if it divides the views
+    (else ``ValueError`` listing the divisors), or with ``None`` the largest divisor of the views
+    not above ``default`` (the scanner's clinical subsets; mashed sinograms have fewer views)."""
+    views = int(op.range_shape[0])
+    divisors = [d for d in range(1, views + 1) if views % d == 0]
+    if n_subsets is None:
+        return max(d for d in divisors if d <= max(1, int(default)))
+    if isinstance(n_subsets, bool) or not isinstance(n_subsets, int) or n_subsets not in divisors:
+        raise ValueError(f"n_subsets={n_subsets!r} does not divide the {views} views of the "
+                         f"sinogram into equal subsets; use one of {', '.join(map(str, divisors))}")
+    return n_subsets
+
+
+def em_iterations(op, y: torch.Tensor, background: torch.Tensor, n_iter: int,
+                  n_subsets: int = 1) -> torch.Tensor:
+    """``n_iter`` OSEM iterations over ``n_subsets`` interleaved view subsets (1: MLEM) from a
+    uniform image, without autograd: ``x <- x / A_s^T 1 * A_s^T (y_s / (A_s x + b_s))`` for
+    each subset ``s`` in turn.  ``op`` a PET projector (views on the first data axis, and
+    :meth:`~_ViewSubsets.subset`), ``y`` prompts and ``background`` its additive term
+    ``(B, C, *op.range_shape)``; returns ``(B, C, H, W)`` in ``y``'s dtype."""
+    views = int(op.range_shape[0])
+    if n_subsets < 1 or views % n_subsets:
+        raise ValueError(f"n_subsets={n_subsets} does not divide the {views} views")
+    parts = [torch.arange(s, views, n_subsets) for s in range(n_subsets)]
+    with torch.no_grad():
+        x = torch.ones((y.shape[0], y.shape[1]) + tuple(op.domain_shape), dtype=y.dtype,
+                       device=y.device)
+        subs = [op if n_subsets == 1 else op.subset(idx) for idx in parts]
+        sens = [sub.adjoint(torch.ones_like(y[:, :, idx])) for sub, idx in zip(subs, parts)]
+        for _ in range(n_iter):
+            for sub, idx, s in zip(subs, parts, sens):
+                ratio = y[:, :, idx] / (sub(x) + background[:, :, idx]).clamp_min(1e-12)
+                x = torch.where(s > 0, x / torch.where(s > 0, s, 1.0) * sub.adjoint(ratio),
+                                torch.zeros_like(x))
+    return x
+
+
 class _ViewSubsets:
     """What the PET projectors share: ordered subsets of views (cached) and the additive
     background.  A projector sets ``ray``, ``factors``, ``_background``, ``_subsets`` and
     implements ``_restricted(ray, factors)``, itself on fewer views."""
+
+    #: ``(iterations, subsets)`` of the OSEM :meth:`initial_reconstruction` runs; the task sets
+    #: its scanner's clinical protocol (mCT: 3 x 21).
+    initial_osem = (3, 1)
+
+    def initial_reconstruction(self, y: torch.Tensor) -> torch.Tensor:
+        """OSEM of :attr:`initial_osem` from a uniform image with the projector's background
+        (:func:`em_iterations`; negative values of ``y`` count as 0): the classical
+        reconstruction learned methods start from; ``(B, C, *data)`` -> ``(B, C, H, W)``."""
+        self._check(y, self.range_shape, "initial_reconstruction")
+        n_iter, n_subsets = self.initial_osem
+        return em_iterations(self, y.clamp_min(0), self.background_of(y), n_iter, n_subsets)
 
     def subset(self, indices):
         """The projector restricted to the views ``indices`` (ordered subsets), cached."""

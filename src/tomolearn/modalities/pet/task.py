@@ -50,12 +50,12 @@ from ...registry import Task, register_shift, register_task
 from ..ct.ray_transform import RayTransform
 from .background import scatter_estimate, scatter_model
 from .figures import nema_figures
-from .operators import GaussianPSF, PETProjector
+from .operators import GaussianPSF, PETProjector, n_subsets_for
 from .phantoms import BODIES, body_mu, body_support, check_mu_map
 from .scanner import SCANNERS, scanner
 from .tof import MCT_TIMING_RESOLUTION_PS, MCT_TOF_BIN_PS, TOFProjector, tof_fwhm_mm
 
-__all__ = ["PETTask", "em_iterations", "FAMILY_BODIES"]
+__all__ = ["PETTask", "FAMILY_BODIES"]
 
 #: The body each PET image family is drawn in (:meth:`PETTask.for_family`).
 FAMILY_BODIES = {"nema-iq": "nema", "pet-torso": "torso", "pet-brain": "head"}
@@ -67,20 +67,6 @@ def _generators(generator, n: int):
             raise ValueError(f"got {len(generator)} generators for {n} images")
         return list(generator)
     return [generator] * n
-
-
-def em_iterations(op, y: torch.Tensor, background: torch.Tensor, n_iter: int) -> torch.Tensor:
-    """``n_iter`` MLEM iterations from a uniform image (the task's initial reconstruction):
-    ``x <- x / A^T 1 * A^T (y / (A x + b))``; ``(B, C, H, W)`` in ``y``'s dtype."""
-    with torch.no_grad():
-        x = torch.ones((y.shape[0], y.shape[1]) + tuple(op.domain_shape), dtype=y.dtype,
-                       device=y.device)
-        sens = op.adjoint(torch.ones_like(y))
-        safe = torch.where(sens > 0, sens, torch.ones_like(sens))
-        for _ in range(n_iter):
-            ratio = y / (op(x) + background).clamp_min(1e-12)
-            x = torch.where(sens > 0, x / safe * op.adjoint(ratio), torch.zeros_like(x))
-    return x
 
 
 @dataclass(frozen=True)
@@ -403,13 +389,6 @@ class PETTask(Task):
             out = out + self._scatter_estimate(y.double()).to(y.dtype)
         return out
 
-    def initial_reconstruction(self, y: torch.Tensor, op=None) -> torch.Tensor:
-        """Three MLEM iterations from a uniform image with the operator's background
-        (:func:`em_iterations`), ``(B, C, N, N)``."""
-        op = self.operator() if op is None else op
-        b = op.background_of(y) if hasattr(op, "background_of") else torch.zeros_like(y)
-        return em_iterations(op, y.clamp_min(0), b, 3)
-
     def noise_std(self, y: torch.Tensor) -> torch.Tensor:
         """Root-mean-square Poisson standard deviation per bin, ``sqrt(mean(y_+))`` ``(B,)``
         float64 (the variance of a Poisson count is its mean)."""
@@ -459,9 +438,13 @@ def _operator(spec_json: str) -> PETProjector:
 
 def _projector(t, ray, factors, psf, background=None):
     if not t.tof_bins:
-        return PETProjector(ray, factors, psf, background=background)
-    return TOFProjector(ray, t.tof_bins, tof_fwhm_mm(t.tof_bin_ps),
-                        tof_fwhm_mm(t.timing_resolution_ps), factors, psf, background)
+        op = PETProjector(ray, factors, psf, background=background)
+    else:
+        op = TOFProjector(ray, t.tof_bins, tof_fwhm_mm(t.tof_bin_ps),
+                          tof_fwhm_mm(t.timing_resolution_ps), factors, psf, background)
+    s = scanner(t.scanner)  # learned methods start from the scanner's clinical OSEM
+    op.initial_osem = (s.osem_iterations, n_subsets_for(op, None, s.osem_subsets))
+    return op
 
 
 @lru_cache(maxsize=16)
