@@ -33,7 +33,7 @@ import json
 import re
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import torch
 from safetensors.torch import load as safetensors_load
@@ -42,8 +42,9 @@ from safetensors.torch import save as safetensors_save
 from . import __version__
 from . import hardware
 from .files import atomic_write_bytes
-from .learned import (DeepEnsemble, FBPConvNet, LearnedGradientDescent, LearnedPrimalDual, MoDL,
-                      VarNet)
+from .model_cards import WeightsError, check_card_consistent, check_card_schema
+from .learned import (DeepEnsemble, FBPConvNet, FBSEMNet, LearnedGradientDescent,
+                      LearnedPrimalDual, MoDL, VarNet)
 from .registry import methods, register_method, task
 from .registry import method as method_info
 from .uq import scale_from_ensemble
@@ -55,12 +56,9 @@ __all__ = ["architectures", "register_architecture", "architecture_description",
 SHIPPED = Path(__file__).parent / "weights"
 
 
-class WeightsError(ValueError):
-    """A weights file or model card is missing, damaged or does not fit the model."""
-
-
-def _fbpconvnet(op, channels: int = 16, depth: int = 4, norm: str = "batch"):
-    return FBPConvNet(op, channels=channels, depth=depth, norm=norm)
+def _fbpconvnet(op, channels: int = 16, depth: int = 4, norm: str = "batch",
+                normalise: bool = False):
+    return FBPConvNet(op, channels=channels, depth=depth, norm=norm, normalise=normalise)
 
 
 #: Learned architectures without shipped weights: name -> (constructor, description).
@@ -181,7 +179,7 @@ def load_weights(path) -> tuple:
         card = json.loads(card_path.read_text())
     except json.JSONDecodeError as e:
         raise WeightsError(f"{card_path}: the model card is not valid JSON ({e})") from None
-    _check_card_schema(card, card_path)
+    check_card_schema(card, card_path)
     if card.get("sha256") != _sha256(data):
         raise WeightsError(f"{path}: content hash differs from its model card (file damaged or "
                            f"replaced)")
@@ -190,91 +188,6 @@ def load_weights(path) -> tuple:
     except Exception as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
     return state, card
-
-
-#: Model-card fields :func:`load_weights` requires or checks, with their JSON types.
-CARD_SCHEMA = {"model": dict, "sha256": str, "geometry": (dict, type(None)),
-               "data": (dict, type(None)), "n_parameters": int, "training": (dict, type(None)),
-               "validation": (dict, type(None)), "task": dict}
-_TYPE_NAMES = {dict: "an object", str: "a string", int: "an integer", list: "a list",
-               type(None): "null"}
-
-
-def _json_type(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", int: "an integer",
-            float: "a number", bool: "a boolean", type(None): "null"}.get(type(value),
-                                                                           type(value).__name__)
-
-
-def _check_card_schema(card, card_path) -> None:
-    """Raise :class:`WeightsError` unless ``card`` has the fields and types of a model card."""
-    if not isinstance(card, dict):
-        raise WeightsError(f"{card_path}: a model card must be a JSON object, got "
-                           f"{_json_type(card)}")
-    for key in ("model", "sha256"):
-        if key not in card:
-            raise WeightsError(f"{card_path}: the model card lacks {key!r}")
-    for key, types in CARD_SCHEMA.items():
-        if key in card and not isinstance(card[key], types):
-            want = " or ".join(_TYPE_NAMES[t] for t in (types if isinstance(types, tuple)
-                                                         else (types,)))
-            raise WeightsError(f"{card_path}: model card field {key!r} must be {want}, got "
-                               f"{_json_type(card[key])}")
-    model = card["model"]
-    if not isinstance(model.get("name"), str):
-        raise WeightsError(f"{card_path}: model card field 'model.name' must be a string, got "
-                           f"{_json_type(model.get('name'))}")
-    if not isinstance(model.get("params", {}), dict):
-        raise WeightsError(f"{card_path}: model card field 'model.params' must be an object, got "
-                           f"{_json_type(model.get('params'))}")
-    geometry = card.get("geometry") or {}
-    for key in ("domain_shape", "range_shape"):
-        shape = geometry.get(key)
-        if key in geometry and not (isinstance(shape, list) and shape and all(
-                isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)):
-            raise WeightsError(f"{card_path}: model card field 'geometry.{key}' must be a list "
-                               f"of positive integers, got {shape!r}")
-
-
-def _spec_mismatch(want, got, where: str = "geometry") -> Optional[str]:
-    """The first field where two geometry specs differ (floats to 1e-9 relative), or None."""
-    if isinstance(want, dict) and isinstance(got, dict):
-        for key in sorted(set(want) | set(got)):
-            if key not in want or key not in got:
-                return f"{where}.{key}"
-            found = _spec_mismatch(want[key], got[key], f"{where}.{key}")
-            if found:
-                return found
-        return None
-    if isinstance(want, list) and isinstance(got, list):
-        if len(want) != len(got):
-            return f"{where} (length {len(want)} vs {len(got)})"
-        return next((m for m in (_spec_mismatch(a, b, where) for a, b in zip(want, got)) if m),
-                    None)
-    if isinstance(want, float) or isinstance(got, float):
-        try:
-            return None if abs(want - got) <= 1e-9 * max(1.0, abs(want)) else where
-        except TypeError:
-            return where
-    return None if want == got else where
-
-
-def _check_card_consistent(card: dict, model, state: dict, path) -> None:
-    """The card's geometry, its data spec's operator and the weights must tell one story."""
-    geometry = card.get("geometry")
-    if geometry:
-        differs = _spec_mismatch(geometry, model.geometry_spec)
-        if differs:
-            raise WeightsError(
-                f"{path}: the model card contradicts itself: its data spec builds an operator "
-                f"whose {differs} differs from the card's geometry (card geometry: domain "
-                f"{geometry.get('domain_shape')}, range {geometry.get('range_shape')}; data "
-                f"spec: domain {model.geometry_spec['domain_shape']}, range "
-                f"{model.geometry_spec['range_shape']}); the card was edited or damaged")
-    n_state = int(sum(v.numel() for v in state.values() if v.is_floating_point()))
-    if "n_parameters" in card and card["n_parameters"] != n_state:
-        raise WeightsError(f"{path}: the model card says {card['n_parameters']} parameters, the "
-                           f"weights hold {n_state}")
 
 
 def _shipped_weights() -> list:
@@ -375,7 +288,7 @@ def load(name_or_path, op=None, device="cpu"):
     arch, params = card["model"]["name"], card["model"].get("params", {})
     if "task" in card or "simulation" in (card.get("data") or {}) or op is None:
         model = build_model(arch, card_operator(card), **params)
-        _check_card_consistent(card, model, state, path)
+        check_card_consistent(card, model, state, path)
         _load_state(model, state, path, arch, params)
         if op is not None:
             model = model.with_operator(op)
@@ -402,12 +315,15 @@ def load(name_or_path, op=None, device="cpu"):
 _loaded: Dict[tuple, torch.nn.Module] = {}
 
 
-def _task_distance(weights: str, task) -> int:
+def _task_distance(weights: str, task) -> float:
     """How many fields of ``task``'s spec (all but the seed) the shipped card of ``weights``
-    was trained with other values of (a card of another task kind: every field)."""
+    was trained with other values of; infinite for a card of another task kind (weights
+    trained on CT never serve an MRI task)."""
     card = json.loads((SHIPPED / f"{weights}.json").read_text(encoding="utf-8"))
-    trained = card.get("task") or {}
+    trained = {k: v for k, v in card_task(card).spec().items() if k != "seed"}
     want = {k: v for k, v in task.spec().items() if k != "seed"}
+    if trained.get("task") != want.get("task"):
+        return float("inf")
     return sum(trained.get(k) != v for k, v in want.items())
 
 
@@ -415,12 +331,24 @@ def shipped_weights_for(name: str, task=None) -> str:
     """The shipped weights the learned method ``name`` uses for ``task``: among its installed
     variants (:data:`SHIPPED_METHODS`, e.g. ``varnet-brain-4x`` and ``varnet-brain-8x``), the
     one whose card's task differs from ``task`` in the fewest fields, the first on ties; the
-    method's registered weights without a task."""
+    method's registered weights without a task.
+
+    Raises
+    ------
+    WeightsError
+        None of the installed variants was trained on ``task``'s kind (e.g. only CT weights
+        for an MRI task).
+    """
     primary = method_info(name).weights
     variants = [w for w in SHIPPED_METHODS.get(name, ((primary,),))[0] if w in _shipped_weights()]
-    if task is None or len(variants) < 2:
+    if task is None or not variants:
         return primary
-    return min(variants, key=lambda w: _task_distance(w, task))
+    distance = {w: _task_distance(w, task) for w in variants}
+    best = min(variants, key=distance.get)
+    if distance[best] == float("inf"):
+        raise WeightsError(f"{name}: none of its installed weights {variants} was trained on a "
+                           f"{task.spec().get('task')!r} task")
+    return best
 
 
 def learned_model(name: str, op, device="cpu", task=None):
@@ -494,3 +422,5 @@ for _name, (_weights, _architecture, _description, _tasks) in SHIPPED_METHODS.it
     register_method(_name, _build_shipped(_name), tasks=_tasks, defaults={"amp": False},
                     kind="learned", weights=_weights[0], architecture=_architecture,
                     description=_description)
+register_architecture("fbsem", FBSEMNet, "FBSEM-Net: unrolled MAP-EM with a shared residual CNN "
+                                         "prior (Mehranian & Reader 2021)")

@@ -32,7 +32,7 @@ from ..registry import Task, build_method, method, methods as registered_methods
 from ..registry import task as as_task
 from ..report import check_report_dir, display_data, display_image, write_report
 from ..uq import split_scale
-from ..weights import available, shipped_weights_for
+from ..weights import WeightsError, available, shipped_weights_for
 from .bias_noise import demo_figures
 from .demo_bounds import _calibrate_bounds, _image_bounds, _with_uncertainty, format_bounds_table
 from .demo_meta import _default_command, _meta, _task_summary, no_bounds_reason
@@ -44,10 +44,18 @@ __all__ = ["run_demo", "demo_plan", "demo_section", "default_methods", "format_b
 
 def default_methods(task: Union[str, dict, Task] = "ct") -> list:
     """The registered methods that support ``task``, in registry order: the classical ones and
-    the learned ones whose weights are installed (:func:`tomolearn.weights.available`)."""
+    the learned ones with installed weights trained on ``task``'s kind
+    (:func:`tomolearn.weights.shipped_weights_for`)."""
+    t = as_task(task)
     installed = set(available())
-    return [m for m in registered_methods(as_task(task))
-            if method(m).kind == "classical" or method(m).weights in installed]
+
+    def has_weights(name):
+        try:
+            return shipped_weights_for(name, t) in installed
+        except WeightsError:
+            return False
+
+    return [m for m in registered_methods(t) if method(m).kind == "classical" or has_weights(m)]
 
 
 # -- small helpers --------------------------------------------------------------------------------
