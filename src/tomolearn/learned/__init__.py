@@ -53,6 +53,7 @@ Modules
 """
 
 from .base import _Reconstructor  # noqa: F401
+from . import dip  # noqa: F401  (registers the methods dip and dip-tv)
 from .ensemble import DeepEnsemble
 from .fbsem import FBSEMNet
 from .fbpconvnet import FBPConvNet

@@ -59,6 +59,8 @@ class MethodInfo:
     architecture: Optional[Callable] = None
     description: str = ""
     slow: bool = False
+    quick: dict = field(default_factory=dict)
+    by_default: bool = True
 
     def supports(self, t: Task) -> bool:
         """Whether the method runs on task ``t``."""
@@ -78,7 +80,8 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
                     requires: Tuple[str, ...] = (), defaults: Optional[dict] = None,
                     tuned: Optional[Dict[str, dict]] = None, kind: str = "classical",
                     weights: Optional[str] = None, architecture: Optional[Callable] = None,
-                    description: str = "", slow: bool = False) -> MethodInfo:
+                    description: str = "", slow: bool = False,
+                    quick: Optional[dict] = None, by_default: bool = True) -> MethodInfo:
     """Register the reconstruction method ``name``.
 
     Parameters
@@ -104,6 +107,13 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
     slow : bool
         Seconds per image (an iterative solver run to convergence): the demo does not
         calibrate its error bounds, which would reconstruct every calibration image.
+    quick : dict, optional
+        Parameters for a quick run on a task's ``tiny()`` instance (what the shared method
+        battery builds), for methods whose cost does not shrink with the problem (e.g. a
+        fixed number of network-fitting iterations per image).
+    by_default : bool
+        Whether the demo and ``benchmark`` run it when no methods are named (False for
+        methods that take minutes per image, e.g. the deep image prior).
     """
     if name in _METHODS:
         raise ValueError(f"a method named {name!r} is already registered")
@@ -115,7 +125,7 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
         raise ValueError(f"kind must be 'classical' or 'learned', got {kind!r}")
     info = MethodInfo(name, build, None if tasks is None else tuple(tasks), tuple(requires),
                       dict(defaults or {}), dict(tuned or {}), kind, weights, architecture,
-                      description, bool(slow))
+                      description, bool(slow), dict(quick or {}), bool(by_default))
     _METHODS[name] = info
     return info
 

@@ -43,8 +43,9 @@ __all__ = ["run_demo", "demo_plan", "demo_section", "default_methods", "format_b
 
 
 def default_methods(task: Union[str, dict, Task] = "ct") -> list:
-    """The registered methods that support ``task``, in registry order: the classical ones and
-    the learned ones with installed weights trained on ``task``'s kind
+    """The registered methods that support ``task`` and run by default (not those of minutes
+    per image, such as the deep image prior), in registry order: the classical ones and the
+    learned ones with installed weights trained on ``task``'s kind
     (:func:`tomolearn.weights.shipped_weights_for`)."""
     t = as_task(task)
     installed = set(available())
@@ -55,7 +56,8 @@ def default_methods(task: Union[str, dict, Task] = "ct") -> list:
         except WeightsError:
             return False
 
-    return [m for m in registered_methods(t) if method(m).kind == "classical" or has_weights(m)]
+    return [m for m in registered_methods(t) if method(m).by_default
+            and (method(m).kind == "classical" or has_weights(m))]
 
 
 # -- small helpers --------------------------------------------------------------------------------
