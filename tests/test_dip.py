@@ -68,3 +68,27 @@ def test_dip_bad_parameters_are_clear_errors(ct, bad, match):
         deep_image_prior(op, y, **bad)
     with pytest.raises(ValueError):
         deep_image_prior(op, y[..., :-1], n_iter=1)
+
+
+def test_educated_dip_fine_tunes_a_copy_from_the_first_guess(ct):
+    from tomolearn.learned import EducatedDIPNet
+    from tomolearn.learned.dip import educated_dip
+
+    op, y, x = ct
+    model = EducatedDIPNet(op, channels=8, scales=2).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        start = model(y)
+        h, c = model.network_input(y)
+    assert start.shape == x.shape and h.shape == x.shape and c.shape == (2, 1, 1, 1)
+    torch.testing.assert_close(h.abs().amax(dim=(1, 2, 3)), torch.ones(2))
+    losses = []
+    out = educated_dip(model, y, n_iter=80, lr=1e-2, gamma=0.0,
+                       callback=lambda i, k, v: losses.append((i, v)))
+    first = [v for i, v in losses if i == 0]
+    assert len(first) == 80 and first[-1] < 0.2 * first[0]
+    assert float(((op(out[:1]) - y[:1]) ** 2).mean()) < float(((op(start[:1]) - y[:1]) ** 2).mean())
+    for k, v in model.state_dict().items():  # the pretrained model is left as it was
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="gamma"):
+        educated_dip(model, y, gamma=float("inf"))

@@ -43,8 +43,8 @@ from . import __version__
 from . import hardware
 from .files import atomic_write_bytes
 from .model_cards import WeightsError, check_card_consistent, check_card_schema
-from .learned import (DeepEnsemble, FBPConvNet, FBSEMNet, LearnedGradientDescent,
-                      LearnedPrimalDual, MoDL, VarNet)
+from .learned import (DeepEnsemble, EducatedDIPNet, FBPConvNet, FBSEMNet,
+                      LearnedGradientDescent, LearnedPrimalDual, MoDL, VarNet)
 from .registry import methods, register_method, task
 from .registry import method as method_info
 from .uq import scale_from_ensemble
@@ -424,3 +424,6 @@ for _name, (_weights, _architecture, _description, _tasks) in SHIPPED_METHODS.it
                     description=_description)
 register_architecture("fbsem", FBSEMNet, "FBSEM-Net: unrolled MAP-EM with a shared residual CNN "
                                          "prior (Mehranian & Reader 2021)")
+register_architecture("educated-dip", EducatedDIPNet,
+                      "the educated DIP's network, pretrained from first guesses to images "
+                      "(Barbano et al. 2022)")

@@ -35,6 +35,10 @@ Models
 :class:`VarNet`
     End-to-end variational network with sensitivity estimation (after Sriram et al. 2020);
     multi-coil Cartesian MRI operators (the protocol of :mod:`.varnet`).
+:class:`SkipNet`, :class:`EducatedDIPNet`
+    The deep image prior's encoder-decoder (fitted per measurement by the methods ``dip``
+    and ``dip-tv``), and the educated warm start's network from the first guess (Barbano
+    et al. 2022), pretrained here and fine-tuned per measurement.
 :class:`DeepEnsemble`
     K independently trained reconstructors; mean and per-member outputs
     (Lakshminarayanan et al. 2017).
@@ -48,12 +52,13 @@ Modules
 ``blocks``
     Building blocks shared by the networks (parameter count, the
     convolution block of the unrolled methods).
-``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``ensemble``
+``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``dip``, ``ensemble``
     One model each.
 """
 
 from .base import _Reconstructor  # noqa: F401
 from . import dip  # noqa: F401  (registers the methods dip and dip-tv)
+from .dip import EducatedDIPNet, SkipNet
 from .ensemble import DeepEnsemble
 from .fbsem import FBSEMNet
 from .fbpconvnet import FBPConvNet
@@ -64,4 +69,5 @@ from .unet import UNet
 from .varnet import VarNet
 
 __all__ = ["UNet", "FBPConvNet", "LearnedGradientDescent", "LearnedPrimalDual", "MoDL", "VarNet",
-           "FBSEMNet", "DeepEnsemble"]
+           "FBSEMNet", "SkipNet",
+           "EducatedDIPNet", "DeepEnsemble"]
