@@ -32,8 +32,8 @@ def test_skipnet_maps_any_size_and_refuses_bad_sizes():
 def test_dip_fits_the_data_and_returns_its_lowest_loss_iterate(ct):
     op, y, x = ct
     losses = []
-    out = deep_image_prior(op, y[:1], n_iter=120, seed=3, callback=lambda i, k, v: losses.append(v),
-                           **QUICK)
+    out = deep_image_prior(op, y[:1], n_iter=120, seed=3,
+                           callback=lambda i, k, v, _: losses.append(v), **QUICK)
     assert len(losses) == 120 and losses[-1] < 0.05 * losses[0]
     final = float(((op(out) - y[:1]) ** 2).mean())
     assert final == pytest.approx(min(losses), rel=1e-5)
@@ -84,7 +84,7 @@ def test_educated_dip_fine_tunes_a_copy_from_the_first_guess(ct):
     torch.testing.assert_close(h.abs().amax(dim=(1, 2, 3)), torch.ones(2))
     losses = []
     out = educated_dip(model, y, n_iter=80, lr=1e-2, gamma=0.0,
-                       callback=lambda i, k, v: losses.append((i, v)))
+                       callback=lambda i, k, v, _: losses.append((i, v)))
     first = [v for i, v in losses if i == 0]
     assert len(first) == 80 and first[-1] < 0.2 * first[0]
     assert float(((op(out[:1]) - y[:1]) ** 2).mean()) < float(((op(start[:1]) - y[:1]) ** 2).mean())

@@ -130,8 +130,7 @@ def _per_measurement(op, y, fit) -> torch.Tensor:
 def deep_image_prior(op, y: torch.Tensor, *, n_iter: int = 3000, lr: float = 1e-3,
                      gamma: float = 0.0, channels: int = 32, scales: int = 4,
                      skip_channels: int = 4, seed: int = 0,
-                     callback: Optional[Callable[[int, int, float], None]] = None
-                     ) -> torch.Tensor:
+                     callback: Optional[Callable] = None) -> torch.Tensor:
     """DIP (``gamma = 0``) or DIP + TV reconstructions of the measurements ``y``, one network
     per measurement (see the module docstring for the loss and stopping rule).
 
@@ -153,7 +152,8 @@ def deep_image_prior(op, y: torch.Tensor, *, n_iter: int = 3000, lr: float = 1e-
     seed : int
         Seed of the network's input and initial weights (the same for every measurement).
     callback : callable, optional
-        ``callback(index, iteration, loss)`` after every iteration.
+        ``callback(index, iteration, loss, x)`` after every iteration (``x`` the iterate
+        whose loss it is, detached).
 
     Returns
     -------
@@ -172,7 +172,7 @@ def deep_image_prior(op, y: torch.Tensor, *, n_iter: int = 3000, lr: float = 1e-
             net = SkipNet(1, parts, channels, scales, skip_channels)
         with torch.no_grad():
             scale = float(op.initial_reconstruction(y_i).abs().max().clamp_min(1e-12))
-        report = None if callback is None else (lambda k, loss: callback(i, k, loss))
+        report = None if callback is None else (lambda k, loss, x: callback(i, k, loss, x))
         return fit_network(op, target_i, net, z, scale, n_iter, lr, gamma, report)
 
     return _per_measurement(op, y, fit)
@@ -180,11 +180,12 @@ def deep_image_prior(op, y: torch.Tensor, *, n_iter: int = 3000, lr: float = 1e-
 
 def fit_network(op, target: torch.Tensor, net: nn.Module, z: torch.Tensor, scale: float,
                 n_iter: int, lr: float, gamma: float = 0.0,
-                callback: Optional[Callable[[int, float], None]] = None) -> torch.Tensor:
+                callback: Optional[Callable] = None) -> torch.Tensor:
     """Fit ``net`` (in place, train mode) so that ``x = scale net(z)`` explains ``target``:
     Adam on ``mean |A x - target|^2 + gamma TV(x / scale)`` for ``n_iter`` iterations,
     gradients clipped to norm 1; returns the ``x`` of lowest loss, ``(1, 1, H, W)`` (complex
-    when ``net`` has two output channels).  ``callback(iteration, loss)`` after each."""
+    when ``net`` has two output channels).  ``callback(iteration, loss, x)`` after each (``x``
+    the iterate whose loss it is, detached)."""
     real = z.dtype
     net = net.to(device=z.device, dtype=real).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -203,11 +204,11 @@ def fit_network(op, target: torch.Tensor, net: nn.Module, z: torch.Tensor, scale
             break
         if value < best:
             best, best_x = value, x.detach().clone()
+        if callback is not None:
+            callback(k, value, x.detach())
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=1.0)
         opt.step()
-        if callback is not None:
-            callback(k, value)
     if best_x is None:
         raise FloatingPointError("deep image prior: the first loss was not finite")
     return best_x
@@ -247,18 +248,18 @@ class EducatedDIPNet(_Reconstructor):
 
 def educated_dip(model: EducatedDIPNet, y: torch.Tensor, *, n_iter: int = 500, lr: float = 1e-4,
                  gamma: float = 1e-4,
-                 callback: Optional[Callable[[int, int, float], None]] = None) -> torch.Tensor:
+                 callback: Optional[Callable] = None) -> torch.Tensor:
     """The educated DIP: for each measurement, a copy of ``model``'s pretrained network is
     fine-tuned from its own first guess by :func:`fit_network` (DIP + TV loss, ``n_iter``
     iterations of Adam at ``lr``); ``model`` itself is not changed.  Shapes as
-    :func:`deep_image_prior`; ``callback(index, iteration, loss)``."""
+    :func:`deep_image_prior`; ``callback(index, iteration, loss, x)``."""
     _check_fit(n_iter, lr, gamma)
     model._check_y(y)
 
     def fit(i, y_i, target_i):
         with torch.no_grad():
             h, c = model.network_input(y_i)
-        report = None if callback is None else (lambda k, loss: callback(i, k, loss))
+        report = None if callback is None else (lambda k, loss, x: callback(i, k, loss, x))
         return fit_network(model.op, target_i, copy.deepcopy(model.net), h, float(c), n_iter, lr,
                            gamma, report)
 
