@@ -43,7 +43,7 @@ from . import __version__
 from . import hardware
 from .files import atomic_write_bytes
 from .model_cards import WeightsError, check_card_consistent, check_card_schema
-from .learned import (DeepEnsemble, EducatedDIPNet, FBPConvNet, FBSEMNet,
+from .learned import (DeepEnsemble, DnCNN, DRUNet, EducatedDIPNet, FBPConvNet, FBSEMNet,
                       LearnedGradientDescent, LearnedPrimalDual, MoDL, VarNet)
 from .registry import methods, register_method, task
 from .registry import method as method_info
@@ -427,3 +427,7 @@ register_architecture("fbsem", FBSEMNet, "FBSEM-Net: unrolled MAP-EM with a shar
 register_architecture("educated-dip", EducatedDIPNet,
                       "the educated DIP's network, pretrained from first guesses to images "
                       "(Barbano et al. 2022)")
+register_architecture("dncnn", DnCNN, "DnCNN denoiser with a noise-level map (Zhang et al. "
+                                      "2017), the prior of plug-and-play and RED")
+register_architecture("drunet", DRUNet, "a small DRUNet denoiser with a noise-level map (DPIR, "
+                                        "Zhang et al. 2022)")

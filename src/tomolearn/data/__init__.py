@@ -8,6 +8,7 @@ simulate measurements live in :mod:`tomolearn.modalities` and are looked up by n
 from .datasets import (SPLIT_IDS, SPLIT_SIZES, SimulatedDataset, SpecMismatchError,  # noqa: F401
                        ellipses_benchmark, sample_rngs, spec_differences)
 from .families import FAMILIES, register_family  # noqa: F401
+from .denoising import DenoisingDataset, stack_noise_level  # noqa: F401
 from . import real_slices  # noqa: F401  (registers "ct-slice" and "mr-slice")
 from . import brain  # noqa: F401  (registers the "brain" family; nilearn is imported on use)
 from .hdf5 import DatasetFileError, H5Dataset, generate_hdf5, open_hdf5  # noqa: F401

@@ -39,6 +39,9 @@ Models
     The deep image prior's encoder-decoder (fitted per measurement by the methods ``dip``
     and ``dip-tv``), and the educated warm start's network from the first guess (Barbano
     et al. 2022), pretrained here and fine-tuned per measurement.
+:class:`DnCNN`, :class:`DRUNet`
+    Denoisers with a noise-level input (:class:`ImageDenoiser`), the priors of
+    plug-and-play and RED (:mod:`tomolearn.solvers.priors`).
 :class:`DeepEnsemble`
     K independently trained reconstructors; mean and per-member outputs
     (Lakshminarayanan et al. 2017).
@@ -52,12 +55,13 @@ Modules
 ``blocks``
     Building blocks shared by the networks (parameter count, the
     convolution block of the unrolled methods).
-``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``dip``, ``ensemble``
+``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``dip``, ``denoisers``, ``ensemble``
     One model each.
 """
 
 from .base import _Reconstructor  # noqa: F401
 from . import dip  # noqa: F401  (registers the methods dip and dip-tv)
+from .denoisers import DnCNN, DRUNet, ImageDenoiser
 from .dip import EducatedDIPNet, SkipNet
 from .ensemble import DeepEnsemble
 from .fbsem import FBSEMNet
@@ -70,4 +74,4 @@ from .varnet import VarNet
 
 __all__ = ["UNet", "FBPConvNet", "LearnedGradientDescent", "LearnedPrimalDual", "MoDL", "VarNet",
            "FBSEMNet", "SkipNet",
-           "EducatedDIPNet", "DeepEnsemble"]
+           "EducatedDIPNet", "ImageDenoiser", "DnCNN", "DRUNet", "DeepEnsemble"]

@@ -48,6 +48,7 @@ CONFIG_SCHEMA = {
         "validation_size": (200, (int,)),
         "preload": (False, (bool,)),
         "num_workers": (0, (int,)),
+        "patch": (None, (int, None)),
     },
     "train": {
         "steps": (1000, (int,)),
@@ -91,6 +92,7 @@ CONFIG_RULES = {
     "data.train_size": (lambda v: v is None or v >= 1, "an integer >= 1 or null"),
     "data.validation_size": _POSITIVE_INT,
     "data.num_workers": (lambda v: v >= 0, "an integer >= 0"),
+    "data.patch": (lambda v: v is None or v >= 1, "an integer >= 1 or null (denoisers only)"),
     "train.steps": _POSITIVE_INT,
     "train.batch_size": _POSITIVE_INT,
     "train.val_every": _POSITIVE_INT,

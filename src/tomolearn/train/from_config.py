@@ -15,7 +15,8 @@ import h5py
 import torch
 from torch.utils.data import Subset, TensorDataset
 
-from ..data import SimulatedDataset, open_hdf5, spec_differences
+from ..data import DenoisingDataset, SimulatedDataset, open_hdf5, spec_differences
+from ..learned.denoisers import ImageDenoiser
 from ..registry import shifted, task
 from ..weights import SHIPPED, WeightsError, available, build_model, load_weights
 from .config import ConfigError, load_config
@@ -44,11 +45,23 @@ def _working(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.complex64) if t.is_complex() else t.float()
 
 
-def _dataset(config: dict, split: str, spec):
-    """The training or validation dataset a configuration asks for."""
+def _dataset(config: dict, split: str, spec, model):
+    """The training or validation dataset a configuration asks for: simulated (or read)
+    measurement pairs, or for a denoiser noisy / clean pairs of the family's images at its
+    noise levels (validation on whole images, training on ``data.patch`` crops)."""
     d = config["data"]
     size = d["train_size"] if split == "train" else d["validation_size"]
     file = d["train_file"] if split == "train" else d["validation_file"]
+    if isinstance(model, ImageDenoiser):
+        if file is not None:
+            raise ConfigError("data.train_file / data.validation_file: a denoiser trains on "
+                              "images drawn on the fly; leave the files out")
+        return DenoisingDataset(d["family"], split, spec, size=size,
+                                sigma_range=model.sigma_range,
+                                patch=d["patch"] if split == "train" else None)
+    if d["patch"] is not None:
+        raise ConfigError(f"data.patch: only denoisers train on patches; "
+                          f"{config['model']['name']!r} reconstructs whole measurements")
     wanted = SimulatedDataset(d["family"], split, spec, size=size)
     if file is None:
         return wanted
@@ -97,14 +110,14 @@ def trainer_from_config(config, out_dir=None, progress: bool = True,
     if t["threads"]:
         torch.set_num_threads(t["threads"])
     spec = _task(config)
-    train_data = _dataset(config, "train", spec)
-    val_data = _dataset(config, "validation", spec)
     torch.manual_seed(t["seed"])  # the initial weights are part of the run's seed
     try:
         model = build_model(config["model"]["name"], spec.operator(), **config["model"]["params"])
     except ValueError as e:  # bad parameters, or an operator the architecture cannot use
         raise ConfigError(f"model.params: {e} (model.name {config['model']['name']!r}, "
                           f"data.task {spec.kind!r})") from None
+    train_data = _dataset(config, "train", spec, model)
+    val_data = _dataset(config, "validation", spec, model)
     initialised = (_initialise(model, config["model"]) if config["model"]["init_weights"]
                    else None)
     data_spec = {"family": config["data"]["family"], "shift": config["data"]["shift"],
