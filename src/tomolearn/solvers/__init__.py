@@ -10,7 +10,9 @@
   :class:`~tomolearn.solvers.wavelets.WaveletSparsity` (l1 of an orthogonal
   :class:`~tomolearn.solvers.wavelets.Wavelet2D`), sums (a
   :class:`Regulariser` gives value and gradient and/or prox; learned
-  regularisers and plug-and-play denoisers plug in here);
+  regularisers and plug-and-play denoisers plug in here:
+  :mod:`~tomolearn.solvers.priors` has :class:`DenoiserPrior` (PnP) and
+  :class:`REDPrior` (RED) for any ``denoiser(x, sigma)``);
 - :mod:`~tomolearn.solvers.schemes` and :mod:`~tomolearn.solvers.algebraic`:
   :func:`gradient_descent`, :func:`fista`, :func:`pdhg`, :func:`admm`,
   :func:`hqs`, ``algebraic.cgls``, ``algebraic.sirt``, :func:`em`.
@@ -47,6 +49,7 @@ from .algebraic import em, subset_operator
 from .classic import (cgls, landweber, least_squares_tv_objective, mlem, osem,
                       poisson_log_likelihood, sirt, tv_fista, tv_pdhg)
 from .fidelities import DataFidelity, LeastSquares, PoissonLikelihood, WeightedLeastSquares
+from .priors import DenoiserPrior, REDPrior
 from .regularisers import (Box, Positivity, Regulariser, RegulariserSum, Tikhonov, TotalVariation,
                            divergence, gradient, total_variation, tv_prox)
 from .schemes import admm, fista, gradient_descent, hqs, pdhg
@@ -62,6 +65,8 @@ __all__ = [
     # regularisers
     "Regulariser", "Box", "Positivity", "Tikhonov", "TotalVariation", "RegulariserSum",
     "WaveletSparsity", "Wavelet2D", "soft_threshold",
+    # plug-and-play and RED priors (a denoiser as a regulariser)
+    "DenoiserPrior", "REDPrior",
     # schemes
     "gradient_descent", "fista", "pdhg", "admm", "hqs", "em", "subset_operator",
 ]
