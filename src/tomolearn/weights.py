@@ -329,9 +329,9 @@ def _task_distance(weights: str, task) -> float:
 
 def shipped_weights_for(name: str, task=None) -> str:
     """The shipped weights the learned method ``name`` uses for ``task``: among its installed
-    variants (:data:`SHIPPED_METHODS`, e.g. ``varnet-brain-4x`` and ``varnet-brain-8x``), the
-    one whose card's task differs from ``task`` in the fewest fields, the first on ties; the
-    method's registered weights without a task.
+    variants (its registered ``weight_variants``, e.g. ``varnet-brain-4x`` and
+    ``varnet-brain-8x``), the one whose card's task differs from ``task`` in the fewest
+    fields, the first on ties; the method's registered weights without a task.
 
     Raises
     ------
@@ -340,7 +340,7 @@ def shipped_weights_for(name: str, task=None) -> str:
         for an MRI task).
     """
     primary = method_info(name).weights
-    variants = [w for w in SHIPPED_METHODS.get(name, ((primary,),))[0] if w in _shipped_weights()]
+    variants = [w for w in method_info(name).weight_variants if w in _shipped_weights()]
     if task is None or not variants:
         return primary
     distance = {w: _task_distance(w, task) for w in variants}
@@ -420,8 +420,8 @@ SHIPPED_METHODS = {
 }
 for _name, (_weights, _architecture, _description, _tasks) in SHIPPED_METHODS.items():
     register_method(_name, _build_shipped(_name), tasks=_tasks, defaults={"amp": False},
-                    kind="learned", weights=_weights[0], architecture=_architecture,
-                    description=_description)
+                    kind="learned", weights=_weights[0], weight_variants=_weights,
+                    architecture=_architecture, description=_description)
 register_architecture("fbsem", FBSEMNet, "FBSEM-Net: unrolled MAP-EM with a shared residual CNN "
                                          "prior (Mehranian & Reader 2021)")
 register_architecture("educated-dip", EducatedDIPNet,

@@ -61,6 +61,7 @@ class MethodInfo:
     slow: bool = False
     quick: dict = field(default_factory=dict)
     by_default: bool = True
+    weight_variants: Tuple[str, ...] = ()
 
     def supports(self, t: Task) -> bool:
         """Whether the method runs on task ``t``."""
@@ -81,7 +82,8 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
                     tuned: Optional[Dict[str, dict]] = None, kind: str = "classical",
                     weights: Optional[str] = None, architecture: Optional[Callable] = None,
                     description: str = "", slow: bool = False,
-                    quick: Optional[dict] = None, by_default: bool = True) -> MethodInfo:
+                    quick: Optional[dict] = None, by_default: bool = True,
+                    weight_variants: Tuple[str, ...] = ()) -> MethodInfo:
     """Register the reconstruction method ``name``.
 
     Parameters
@@ -99,6 +101,10 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
     kind : {"classical", "learned"}
     weights : str, optional
         Name of the shipped weights a learned method loads.
+    weight_variants : tuple of str
+        All its shipped weights, ``weights`` first, when it has one per task setting (e.g.
+        4x and 8x MRI, or one denoiser per modality): a build picks the one trained closest
+        to its task (:func:`tomolearn.weights.shipped_weights_for`).
     architecture : callable, optional
         ``architecture(op, **params) -> nn.Module``: a learned method's untrained network
         (what ``tomolearn train`` builds for ``model.name``).
@@ -125,7 +131,8 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
         raise ValueError(f"kind must be 'classical' or 'learned', got {kind!r}")
     info = MethodInfo(name, build, None if tasks is None else tuple(tasks), tuple(requires),
                       dict(defaults or {}), dict(tuned or {}), kind, weights, architecture,
-                      description, bool(slow), dict(quick or {}), bool(by_default))
+                      description, bool(slow), dict(quick or {}), bool(by_default),
+                      tuple(weight_variants) or ((weights,) if weights else ()))
     _METHODS[name] = info
     return info
 
