@@ -32,8 +32,7 @@ def _data(t, n=3):
 def case(request):
     name, kind = request.param
     t = _instance(name, kind)
-    quick = method(name).quick if method(name).kind == "classical" else {}
-    return name, t, build_method(name, t, params=quick)
+    return name, t, build_method(name, t, params=method(name).quick)
 
 
 def test_every_task_has_methods_and_every_method_a_task():

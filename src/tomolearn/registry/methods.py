@@ -114,9 +114,10 @@ def register_method(name: str, build: Callable, *, tasks: Optional[Tuple[str, ..
         Seconds per image (an iterative solver run to convergence): the demo does not
         calibrate its error bounds, which would reconstruct every calibration image.
     quick : dict, optional
-        Parameters for a quick run on a task's ``tiny()`` instance (what the shared method
-        battery builds), for methods whose cost does not shrink with the problem (e.g. a
-        fixed number of network-fitting iterations per image).
+        Parameters for a quick run in the shared method battery (on a task's ``tiny()``
+        instance, or for learned methods on the task their weights fit), for methods whose
+        cost does not shrink with the problem (e.g. a fixed number of network-fitting
+        iterations per image).
     by_default : bool
         Whether the demo and ``benchmark`` run it when no methods are named (False for
         methods that take minutes per image, e.g. the deep image prior).
