@@ -43,8 +43,9 @@ from . import __version__
 from . import hardware
 from .files import atomic_write_bytes
 from .model_cards import WeightsError, check_card_consistent, check_card_schema
-from .learned import (DeepEnsemble, DnCNN, DRUNet, EducatedDIPNet, FBPConvNet, FBSEMNet,
-                      LearnedGradientDescent, LearnedPrimalDual, MoDL, VarNet)
+from .learned import (AdversarialRegulariser, ConvexAdversarialRegulariser, DeepEnsemble, DnCNN,
+                      DRUNet, EducatedDIPNet, FBPConvNet, FBSEMNet, LearnedGradientDescent,
+                      LearnedPrimalDual, MoDL, VarNet)
 from .registry import methods, register_method, task
 from .registry import method as method_info
 from .uq import scale_from_ensemble
@@ -431,3 +432,7 @@ register_architecture("dncnn", DnCNN, "DnCNN denoiser with a noise-level map (Zh
                                       "2017), the prior of plug-and-play and RED")
 register_architecture("drunet", DRUNet, "a small DRUNet denoiser with a noise-level map (DPIR, "
                                         "Zhang et al. 2022)")
+register_architecture("ar", AdversarialRegulariser, "adversarial regulariser (Lunz, Oktem & "
+                                                   "Schonlieb 2018), trained as a critic")
+register_architecture("acr", ConvexAdversarialRegulariser, "adversarial convex regulariser, "
+                                                           "input-convex (Mukherjee et al. 2021)")

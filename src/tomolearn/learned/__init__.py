@@ -42,6 +42,9 @@ Models
 :class:`DnCNN`, :class:`DRUNet`
     Denoisers with a noise-level input (:class:`ImageDenoiser`), the priors of
     plug-and-play and RED (:mod:`tomolearn.solvers.priors`).
+:class:`AdversarialRegulariser`, :class:`ConvexAdversarialRegulariser`
+    Learned regularisers trained as critics between truths and first guesses (Lunz et al.
+    2018; input-convex, Mukherjee et al. 2021); ``forward`` solves the variational problem.
 :class:`DeepEnsemble`
     K independently trained reconstructors; mean and per-member outputs
     (Lakshminarayanan et al. 2017).
@@ -55,10 +58,11 @@ Modules
 ``blocks``
     Building blocks shared by the networks (parameter count, the
     convolution block of the unrolled methods).
-``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``dip``, ``denoisers``, ``ensemble``
+``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``dip``, ``denoisers``, ``adversarial``, ``ensemble``
     One model each.
 """
 
+from .adversarial import AdversarialRegulariser, ConvexAdversarialRegulariser
 from .base import _Reconstructor  # noqa: F401
 from . import dip  # noqa: F401  (registers the methods dip and dip-tv)
 from .denoisers import DnCNN, DRUNet, ImageDenoiser
@@ -74,4 +78,5 @@ from .varnet import VarNet
 
 __all__ = ["UNet", "FBPConvNet", "LearnedGradientDescent", "LearnedPrimalDual", "MoDL", "VarNet",
            "FBSEMNet", "SkipNet",
-           "EducatedDIPNet", "ImageDenoiser", "DnCNN", "DRUNet", "DeepEnsemble"]
+           "EducatedDIPNet", "ImageDenoiser", "DnCNN", "DRUNet", "AdversarialRegulariser",
+           "ConvexAdversarialRegulariser", "DeepEnsemble"]

@@ -152,6 +152,10 @@ class Trainer:
 
         torch.manual_seed(self.seed)
         self.ddp = None
+        if self.world > 1 and hasattr(self.model, "training_loss"):
+            raise ValueError(f"{type(self.model).__name__} trains by its own training_loss, "
+                             f"which multi-process (torchrun) training does not synchronise; "
+                             f"train it in one process")
         if self.world > 1:
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -265,8 +269,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            out = net(y)
-        loss = self._loss(out, x)
+            if hasattr(self.model, "training_loss"):  # a model with its own objective (a critic)
+                loss = self.model.training_loss(y, x)
+            else:
+                loss = self._loss(net(y), x)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(
