@@ -27,13 +27,12 @@ import math
 from typing import Optional
 
 import torch
-from torch import nn
 
 from ..operators import LinearOperator
-from .blocks import _n_parameters
+from .blocks import _ShapedModule
 
 
-class _Reconstructor(nn.Module):
+class _Reconstructor(_ShapedModule):
     """Base class: binds a :class:`LinearOperator`, checks inputs and compatibility.
 
     The operator is stored as a plain attribute (not a sub-module), so it does
@@ -126,16 +125,6 @@ class _Reconstructor(nn.Module):
         if callable(getattr(op, "spec", None)):
             spec.update(op.spec())
         return spec
-
-    @property
-    def image_shape(self):
-        """``(H, W)`` of the reconstructed images (the operator's domain shape)."""
-        return tuple(self.geometry_spec["domain_shape"])
-
-    @property
-    def n_parameters(self) -> int:
-        """Number of scalar parameters (learned weights)."""
-        return _n_parameters(self)
 
     def check_operator(self, op) -> None:
         """Raise ``ValueError`` if these weights cannot run with ``op``.

@@ -58,3 +58,18 @@ class ResidualDenoiser(nn.Sequential):
         with torch.no_grad():  # an untrained denoiser changes little (see MoDL's docstring)
             mods[-1].weight.mul_(0.01)
             mods[-1].bias.mul_(0.01)
+
+
+class _ShapedModule(nn.Module):
+    """A network built for a task's images: ``geometry_spec`` (set by the subclass) gives
+    :attr:`image_shape`; :attr:`n_parameters` counts its weights."""
+
+    @property
+    def image_shape(self):
+        """``(H, W)`` of the task's images (the operator's domain shape)."""
+        return tuple(self.geometry_spec["domain_shape"])
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of scalar parameters (learned weights)."""
+        return _n_parameters(self)

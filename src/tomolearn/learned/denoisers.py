@@ -44,12 +44,12 @@ from torch import nn
 
 from ..data.denoising import stack_noise_level
 from ..operators import LinearOperator
-from .blocks import _n_parameters
+from .blocks import _ShapedModule
 
 __all__ = ["ImageDenoiser", "DnCNN", "DRUNet"]
 
 
-class ImageDenoiser(nn.Module):
+class ImageDenoiser(_ShapedModule):
     """Base class: the image domain of a task's operator, the trained noise range, the
     stacked input and :meth:`denoise`.
 
@@ -77,16 +77,6 @@ class ImageDenoiser(nn.Module):
         self.geometry_spec = {"operator": "ImageDenoiser", "domain_shape": list(op.domain_shape),
                               "range_shape": [self.image_channels + 1] + list(op.domain_shape)}
         self._warned = False
-
-    @property
-    def image_shape(self):
-        """``(H, W)`` of the task's images (the network itself takes any size)."""
-        return tuple(self.geometry_spec["domain_shape"])
-
-    @property
-    def n_parameters(self) -> int:
-        """Number of scalar parameters (learned weights)."""
-        return _n_parameters(self)
 
     def with_operator(self, op) -> "ImageDenoiser":
         """``self`` for an operator with images of the same kind (real or complex)."""
