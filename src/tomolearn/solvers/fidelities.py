@@ -91,6 +91,11 @@ class DataFidelity:
 
     def value(self, op, x, y) -> torch.Tensor:
         """``F(A x; y)`` per problem, shape (B, C)."""
+        return self.value_at(op._forward(x), y)
+
+    def value_at(self, ax, y) -> torch.Tensor:
+        """``F(ax; y)`` per problem from the projection ``ax = A x`` already computed (schemes
+        that keep ``A x`` save a projection), shape (B, C)."""
         raise NotImplementedError(f"{type(self).__name__} has no value()")
 
     def data_gradient(self, ax, y) -> torch.Tensor:
@@ -134,8 +139,8 @@ class LeastSquares(DataFidelity):
     def _w(self, t):
         return t if self.weights is None else self.weights * t
 
-    def value(self, op, x, y):
-        r = op._forward(x) - y
+    def value_at(self, ax, y):
+        r = ax - y
         if self.weights is None:
             return _squeeze(0.5 * _real_dot(r, r))
         return _squeeze(0.5 * _sum(self.weights * r * r if not r.is_complex()
@@ -221,8 +226,8 @@ class PoissonLikelihood(DataFidelity):
         """``sum y log(A x + r) - (A x + r)`` per problem (constants dropped), shape (B, C)."""
         return _log_likelihood(self.mean(op._forward(x)), y)
 
-    def value(self, op, x, y):
-        return -self.log_likelihood(op, x, y)
+    def value_at(self, ax, y):
+        return -_log_likelihood(self.mean(ax), y)
 
     def data_gradient(self, ax, y):
         return 1 - y / self.mean(ax).clamp_min(1e-30)
@@ -249,7 +254,7 @@ class _Rescaled(DataFidelity):
     def check(self, y):
         self.base.check(y)
 
-    def value(self, op, x, y):
+    def value_at(self, ax, y):
         raise NotImplementedError("the rescaled fidelity is internal to the schemes")
 
     def prox(self, v, y, gamma):

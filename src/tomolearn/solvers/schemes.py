@@ -121,8 +121,11 @@ def _forward_backward(name, op, y, fidelity, regulariser, *, use_prox, n_iter, s
     loop = _Loop(name, n_iter, tol, callback, gt, progress)
     z, t, state = x, 1.0, None
     with torch.no_grad():
+        # A z is kept, not recomputed: A x_new is needed for the objective anyway, and
+        # A z = A x_new + beta (A x_new - A x) by linearity (one projection per iteration less)
+        ax = az = op._forward(x)
         for k in range(n_iter):
-            g = fidelity.gradient(op, z, y)
+            g = op._adjoint(fidelity.data_gradient(az, y))
             if smooth_reg:
                 g = g + reg.gradient(z)
             x_new = z - step * g
@@ -130,14 +133,18 @@ def _forward_backward(name, op, y, fidelity, regulariser, *, use_prox, n_iter, s
                 x_new, state = reg.prox_warm(x_new, step, state)
             elif reg is not None:
                 x_new = reg.project(x_new)
+            ax_new = op._forward(x_new)
             if nesterov:
                 t_new = _momentum(t)
-                z = x_new + ((t - 1) / t_new) * (x_new - x)
+                beta = (t - 1) / t_new
+                z = x_new + beta * (x_new - x)
+                az = ax_new + beta * (ax_new - ax)
                 t = t_new
             else:
-                z = x_new
-            x_prev, x = x, x_new
-            if loop.step(k, x, x_prev, _objective(op, x, y, fidelity, reg)):
+                z, az = x_new, ax_new
+            x_prev, x, ax = x, x_new, ax_new
+            value = fidelity.value_at(ax, y)
+            if loop.step(k, x, x_prev, value if reg is None else value + reg.value(x)):
                 break
     return loop.result(x)
 

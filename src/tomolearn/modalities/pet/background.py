@@ -22,7 +22,6 @@ References
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .operators import gaussian_kernel
 
@@ -34,12 +33,18 @@ SCATTER_FWHM_MM = 150.0
 
 def radial_blur(sino: torch.Tensor, bin_mm: float, fwhm_mm: float = SCATTER_FWHM_MM) -> torch.Tensor:
     """``sino`` (B, C, V, K) convolved along the last (radial) axis with a normalised Gaussian
-    of ``fwhm_mm`` sampled at ``bin_mm`` (zero padding)."""
-    k = gaussian_kernel(fwhm_mm, bin_mm).to(dtype=sino.dtype, device=sino.device)
-    b, c, v, n = sino.shape
+    of ``fwhm_mm`` sampled at ``bin_mm`` (zero padding).
+
+    Computed as one matrix product with the ``K x K`` banded Toeplitz matrix of the kernel
+    (the kernel is about 200 bins wide: a float64 ``conv1d`` took 0.6 s per sinogram on a
+    CPU, the product a few milliseconds)."""
+    k = gaussian_kernel(fwhm_mm, bin_mm)
+    n = sino.shape[-1]
     r = k.numel() // 2
-    out = F.conv1d(sino.reshape(b * c * v, 1, n), k.reshape(1, 1, -1), padding=r)
-    return out.reshape(b, c, v, n)
+    offset = torch.arange(n)[:, None] - torch.arange(n)[None, :]  # i - j
+    inside = offset.abs() <= r
+    toeplitz = torch.where(inside, k[(offset + r).clamp(0, k.numel() - 1)], torch.zeros(()))
+    return sino @ toeplitz.to(dtype=sino.dtype, device=sino.device)
 
 
 def _scaled(shape: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
