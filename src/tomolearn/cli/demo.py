@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from ..registry import tasks
-from ..studies.demo import default_methods, run_demo
+from ..studies.demo import demo_methods, run_demo
 from ..studies.demo_all import run_demo_all
 from .options import (EXAMPLES, HelpFormatter, UsageError, add_debug, add_force_flag,
                       add_output_flags, add_task_options, check_memory, check_out_dir,
@@ -98,7 +98,7 @@ def run(args) -> int:
     # pre-flight: every test image of every family is simulated and kept with its reconstructions
     families = list(t.families) if args.families is None else args.families
     check_memory("demo", t, args.n_images * len(families), args.force)
-    methods = args.methods if args.methods is not None else default_methods(t)
+    methods = args.methods if args.methods is not None else demo_methods(t)
     if not args.no_bounds:
         note_unflaggable("demo", args.calibration_n, args.alpha)
     result = run_demo(out, task=t, n_images=args.n_images, methods=methods, families=families, seed=args.seed,

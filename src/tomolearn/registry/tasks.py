@@ -74,6 +74,9 @@ class Task(abc.ABC):
     figure_sweeps: Tuple[tuple, ...] = ()
     #: Image families the demo shows, the training (in-distribution) family first.
     families: Tuple[str, ...] = ("ellipses", "shepp-logan", "rectangles", "lesions")
+    #: Methods the demo shows by default, when not every default method fits its three
+    #: minutes (None: all; ``benchmark`` still runs all).
+    demo_methods: Optional[Tuple[str, ...]] = None
     #: How reports label one measurement shown as an image: its name and (row, column) axes.
     data_name: str = "data"
     data_axes: Tuple[str, str] = ("row", "column")

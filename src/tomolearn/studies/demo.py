@@ -38,7 +38,8 @@ from .demo_bounds import _calibrate_bounds, _image_bounds, _with_uncertainty, fo
 from .demo_meta import _default_command, _meta, _task_summary, no_bounds_reason
 from .quality import reference_columns
 
-__all__ = ["run_demo", "demo_plan", "demo_section", "default_methods", "format_bounds_table",
+__all__ = ["run_demo", "demo_plan", "demo_section", "default_methods", "demo_methods",
+           "format_bounds_table",
            "no_bounds_reason"]
 
 
@@ -58,6 +59,14 @@ def default_methods(task: Union[str, dict, Task] = "ct") -> list:
 
     return [m for m in registered_methods(t) if method(m).by_default
             and (method(m).kind == "classical" or has_weights(m))]
+
+
+def demo_methods(task: Union[str, dict, Task] = "ct") -> list:
+    """The methods the demo of ``task`` shows by default: :func:`default_methods`, restricted
+    to the task's ``demo_methods`` when it names some (a modality's three-minute story)."""
+    t = as_task(task)
+    found = default_methods(t)
+    return found if t.demo_methods is None else [m for m in found if m in t.demo_methods]
 
 
 # -- small helpers --------------------------------------------------------------------------------
@@ -113,7 +122,7 @@ def _check_inputs(task, n_images, methods, families, seed, bounds, alpha, calibr
     t = as_task(task).replace(seed=seed)
     if isinstance(methods, str) or isinstance(families, str):
         raise TypeError("methods and families must be sequences of names, not one string")
-    methods = default_methods(t) if methods is None else [str(m) for m in methods]
+    methods = demo_methods(t) if methods is None else [str(m) for m in methods]
     families = [str(f) for f in families]
     if not methods:
         raise ValueError(f"methods is empty; give at least one of "

@@ -103,7 +103,7 @@ def run_demo_all(out_dir, *, tasks: Optional[Sequence[TaskLike]] = None, n_image
         Test-split samples per family, in every section.
     methods, families : mapping of task kind to sequence of str, optional
         Per-task methods and image families; a task not in the mapping gets its defaults
-        (:func:`~tomolearn.studies.demo.default_methods`, the task's ``families``).  A key
+        (:func:`~tomolearn.studies.demo.demo_methods`, the task's ``families``).  A key
         that is not the kind of one of ``tasks`` raises ``ValueError``.
     seed, device, progress, bounds, alpha, calibration_n, batch_size
         As for :func:`~tomolearn.studies.demo.run_demo`, for every section (each task

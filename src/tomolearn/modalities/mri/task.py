@@ -113,6 +113,8 @@ class MRITask(Task):
     data_name = "k-space (log magnitude, coils combined)"
     data_axes = ("readout line", "phase-encoding line")
     families = ("brain", "mr-slice", "ellipses", "shepp-logan")
+    # LGD and LPD (the generic unrolled modules) are in ``benchmark mri``, not the demo
+    demo_methods = ("zero-filled", "grappa", "sense", "cs-tv", "cs-wavelet", "varnet", "modl")
     benchmark_shifts = ("acceleration-8",)
     image_dtype = torch.complex64
     value_range = (0.0, 1.0)
