@@ -1,4 +1,5 @@
-"""``tomolearn benchmark {operators,learned,TASK,FAMILY}``: speed and quality against peers."""
+"""``tomolearn benchmark {operators,learned,optimisers,TASK,FAMILY}``: speed and quality against
+peers."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from ..data import FAMILIES, SPLIT_SIZES
 from ..modalities.ct.contention import benchmark_contention, format_contention_table
 from ..operators.speed import operator_speed, operator_speed_tasks
 from ..registry import method, methods, shifted, tasks
-from ..studies import (SPEED_ARCHITECTURES, benchmark, default_methods, format_figures_table,
-                       format_quality_table, format_speed_table, learned_speed,
-                       tv_time_to_converge)
+from ..studies import (SPEED_ARCHITECTURES, benchmark, benchmark_optimisers, default_methods,
+                       format_figures_table, format_optimisers_table, format_quality_table,
+                       format_speed_table, learned_speed, tv_time_to_converge)
+from ..studies.optimisers import MAX_ITER, optimisers, problems
 from .options import (EXAMPLES, HelpFormatter, UsageError, add_force_flag, add_output_flags,
                       add_task_options, check_device, check_memory, check_out_file, csv_list,
                       methods_by_task, task_from_args, write_json)
@@ -25,12 +27,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("benchmark", help="speed and quality benchmarks against peers",
                               epilog="examples:\n  " + EXAMPLES["benchmark"],
                               formatter_class=HelpFormatter)
-    p.add_argument("what", metavar="operators|contention|learned|TASK|FAMILY",
+    p.add_argument("what", metavar="operators|contention|learned|optimisers|TASK|FAMILY",
                    help="operators: forward/adjoint speed of --task's operator against a peer "
                         "(" + _operator_peers() + "); contention: how the projector "
                         "and ASTRA slow down beside --competitors other torch processes; learned: "
                         "inference and "
-                        "training speed of the learned networks; a task (" + ", ".join(tasks())
+                        "training speed of the learned networks; optimisers: iterations and "
+                        "seconds of optimisers to a relative objective gap of 1e-3 and 1e-6 on "
+                        "--problems; a task (" + ", ".join(tasks())
                         + ") or an image family (e.g. ellipses): reconstruction quality of "
                         "--methods on its test split, beside published numbers where there are "
                         "some (DIVal's table for ct on ellipses)")
@@ -43,9 +47,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="quality: comma-separated registered methods (default: those the task "
                         "supports whose weights are installed; " + methods_by_task() + "); "
                         "learned: networks "
-                        "(default fbpconvnet,lgd,lpd)")
+                        "(default fbpconvnet,lgd,lpd); optimisers: optimisers (default all: "
+                        + ",".join(optimisers()) + ")")
+    p.add_argument("--problems", type=csv_list, default=None,
+                   help="optimisers: comma-separated problems (default all: "
+                        + ", ".join(problems()) + ")")
+    p.add_argument("--max-iter", type=int, default=MAX_ITER,
+                   help=f"optimisers: iteration budget of every method (default {MAX_ITER})")
+    p.add_argument("--reference-iter", type=int, default=None,
+                   help="optimisers: iterations of the reference run that fixes the minimum "
+                        "(default 1000 L-BFGS on smooth problems, 20000 PDHG on non-smooth)")
     p.add_argument("--n", type=int, default=None,
-                   help="quality: first N test samples (default the whole split)")
+                   help="quality: first N test samples (default the whole split); optimisers: "
+                        "images per problem (default 2)")
     p.add_argument("--batch-size", type=int, default=50, help="quality: images reconstructed together")
     p.add_argument("--amp", action="store_true",
                    help="quality: run the learned methods in bfloat16 (CPU) / float16 (CUDA) autocast")
@@ -60,7 +74,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--competitors", type=int, default=3,
                    help="contention: competing 2-thread torch processes (default 3)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                   help="operators: the tensors' precision (default float32); optimisers runs "
+                        "in float64 only")
     p.add_argument("--backend", choices=["auto", "sparse", "matrix_free"], default="auto",
                    help="operators: the operator's backend, for tasks whose benchmark has one "
                         "(ct's ray transform)")
@@ -84,6 +100,8 @@ def run(args) -> int:
         return _learned(args)
     if args.what == "contention":
         return _contention(args)
+    if args.what == "optimisers":
+        return _optimisers(args)
     if args.what in tasks():
         if args.task not in ("ct", args.what):
             raise UsageError(f"benchmark {args.what} names the task; --task {args.task} "
@@ -92,7 +110,8 @@ def run(args) -> int:
     elif args.what in FAMILIES:
         args.family = args.what
     else:
-        raise UsageError(f"unknown benchmark {args.what!r}; expected operators, learned, a task "
+        raise UsageError(f"unknown benchmark {args.what!r}; expected operators, contention, "
+                         f"learned, optimisers, a task "
                          f"({', '.join(tasks())}) or an image family "
                          f"({', '.join(sorted(FAMILIES))})")
     return _quality(args)
@@ -138,7 +157,7 @@ def _operators(args) -> int:
         options["backend"] = args.backend
     elif args.backend != "auto":
         raise UsageError(f"--backend is not an option of task {args.task}'s operator benchmark")
-    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype or "float32"]
     rows = speed.run(geometries, batches=tuple(batches), repeats=args.repeats,
                      device=args.device, dtype=dtype, progress=_progress, **options)
     print(speed.format(rows))
@@ -168,6 +187,39 @@ def _learned(args) -> int:
         raise UsageError(f"--batches must be one positive batch size for 'learned', got {args.batches}")
     rows = learned_speed(networks, batch=args.batches[0], repeats=args.repeats, progress=_progress)
     print(format_speed_table(rows))
+    if args.json:
+        write_json(args.json, {"results": rows})
+    return 0
+
+
+def _optimisers(args) -> int:
+    """Iterations and seconds of optimisers to relative objective gaps 1e-3 and 1e-6
+    (:mod:`tomolearn.studies.optimisers`), CPU, float64."""
+    names = {"--problems": (args.problems, problems()), "--methods": (args.methods, optimisers())}
+    for flag, (given, known) in names.items():
+        unknown = [v for v in (given or []) if v not in known]
+        if unknown:
+            raise UsageError(f"{flag}: unknown {flag[2:-1]} {unknown[0]!r}; expected some of "
+                             f"{','.join(known)}")
+        if given is not None and not given:
+            raise UsageError(f"{flag}: give at least one of {','.join(known)}")
+    if args.task != "ct" or args.task_set or args.family:
+        raise UsageError("benchmark optimisers runs its registered problems (choose them with "
+                         "--problems); --task, --task-set and --family do not apply")
+    n = 2 if args.n is None else args.n
+    for flag, value in (("--n", n), ("--max-iter", args.max_iter),
+                        ("--reference-iter", args.reference_iter)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
+    if args.device != "cpu":
+        raise UsageError(f"benchmark optimisers runs on the CPU; --device {args.device} is not "
+                         "supported")
+    if args.dtype not in (None, "float64"):
+        raise UsageError(f"benchmark optimisers runs in float64 (so that a gap of 1e-6 is "
+                         f"resolved); --dtype {args.dtype} is not supported")
+    rows = benchmark_optimisers(args.problems, args.methods, n=n, max_iter=args.max_iter,
+                                reference_iter=args.reference_iter, progress=_progress)
+    print(format_optimisers_table(rows))
     if args.json:
         write_json(args.json, {"results": rows})
     return 0

@@ -53,6 +53,7 @@ from .priors import DenoiserPrior, REDPrior
 from .regularisers import (Box, Positivity, Regulariser, RegulariserSum, Tikhonov, TotalVariation,
                            divergence, gradient, total_variation, tv_prox)
 from .schemes import admm, fista, gradient_descent, hqs, pdhg
+from .smooth import SmoothTotalVariation, lbfgs
 from .wavelets import Wavelet2D, WaveletSparsity, soft_threshold
 
 __all__ = [
@@ -64,9 +65,9 @@ __all__ = [
     "DataFidelity", "LeastSquares", "WeightedLeastSquares", "PoissonLikelihood",
     # regularisers
     "Regulariser", "Box", "Positivity", "Tikhonov", "TotalVariation", "RegulariserSum",
-    "WaveletSparsity", "Wavelet2D", "soft_threshold",
+    "WaveletSparsity", "Wavelet2D", "soft_threshold", "SmoothTotalVariation",
     # plug-and-play and RED priors (a denoiser as a regulariser)
     "DenoiserPrior", "REDPrior",
     # schemes
-    "gradient_descent", "fista", "pdhg", "admm", "hqs", "em", "subset_operator",
+    "gradient_descent", "fista", "pdhg", "admm", "hqs", "em", "subset_operator", "lbfgs",
 ]

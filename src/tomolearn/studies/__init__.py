@@ -8,6 +8,7 @@ tasks in one report, a section each)."""
 from .demo import default_methods, run_demo  # noqa: F401
 from .demo_all import run_demo_all  # noqa: F401
 from .generalisation import generalisation_report, registered_factory, shift_names  # noqa: F401
+from .optimisers import benchmark_optimisers, format_optimisers_table  # noqa: F401
 from .quality import (REFERENCE_RESULTS, benchmark, format_figures_table,  # noqa: F401
                       format_quality_table, references, tv_time_to_converge)
 from .speed import SPEED_ARCHITECTURES, format_speed_table, learned_speed  # noqa: F401
@@ -17,4 +18,5 @@ __all__ = ["generalisation_report", "registered_factory", "shift_names", "format
            "generalisation_figure", "plot_generalisation", "REFERENCE_RESULTS", "references",
            "benchmark", "format_quality_table", "format_figures_table", "tv_time_to_converge",
            "SPEED_ARCHITECTURES",
-           "learned_speed", "format_speed_table", "run_demo", "run_demo_all", "default_methods"]
+           "learned_speed", "format_speed_table", "run_demo", "run_demo_all", "default_methods",
+           "benchmark_optimisers", "format_optimisers_table"]
