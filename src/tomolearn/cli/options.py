@@ -61,7 +61,8 @@ EXAMPLES = {
                   "  tomolearn benchmark learned --batches 16 --json learned.json\n"
                   "  tomolearn benchmark contention --competitors 3\n"
                   "  tomolearn benchmark operators --task mri --json mri-ops.json\n"
-                  "  tomolearn benchmark brain --task mri --n 20 --json mri.json"),
+                  "  tomolearn benchmark brain --task mri --n 20 --json mri.json\n"
+                  "  tomolearn benchmark optimisers --n 2 --json optimisers.json"),
 }
 
 
