@@ -16,7 +16,7 @@ LAYERS = {
     "modalities": 4, "ct": 4,
     "solvers": 5, "uq": 5,
     "learned": 6,
-    "weights": 7, "model_cards": 7,
+    "weights": 7, "model_cards": 7, "learned_priors": 7,
     "train": 8, "studies": 8, "report": 8,
     "benchmarks": 9, "demo": 9,
     "cli": 10, "__main__": 10,
