@@ -17,7 +17,7 @@ from ..data import FAMILIES, SPLIT_SIZES
 from ..files import atomic_write_bytes
 from ..registry import method, methods as registered_methods
 from ..report import software_versions, write_report
-from ..weights import available
+from ..weights import WeightsError, available, shipped_weights_for
 from .options import (EXAMPLES, HelpFormatter, UsageError, add_debug, add_force_flag,
                       add_output_flags, add_task_options, check_memory, check_out_dir,
                       check_out_file, csv_list, methods_by_task, note_unflaggable, task_from_args,
@@ -73,11 +73,16 @@ def _evaluate_methods(args, t) -> list:
     installed = available()
     supported = registered_methods(t)
     if args.model is not None:
-        by_weights = {method(m).weights: m for m in supported if method(m).weights}
+        by_weights = {w: m for m in supported for w in method(m).weight_variants}
         if args.model not in by_weights:
             raise UsageError(f"unknown model {args.model!r}; shipped models: "
                              f"{', '.join(by_weights)} (use --methods for classical methods)")
         names = [by_weights[args.model]]
+        chosen = shipped_weights_for(names[0], t)
+        if chosen != args.model:
+            raise UsageError(f"--model {args.model}: the {names[0]} method uses {chosen} for "
+                             f"this task (the weights trained closest to it); choose the task "
+                             f"setting {args.model} was trained for, or --model {chosen}")
     else:
         names = list(dict.fromkeys(args.methods))
         if not names:
@@ -86,8 +91,13 @@ def _evaluate_methods(args, t) -> list:
         if unknown:
             raise UsageError(f"unknown method {unknown[0]!r}; available: {', '.join(supported)}")
     for m in names:
-        weights = method(m).weights
-        if weights is not None and weights not in installed:
+        if method(m).weights is None:
+            continue
+        try:
+            weights = shipped_weights_for(m, t)
+        except WeightsError as e:
+            raise UsageError(f"--methods {m}: {e}") from None
+        if weights not in installed:
             raise UsageError(f"method {m!r} needs the weights {weights!r}, which are not "
                              f"installed (installed: {', '.join(installed) or 'none'})")
     return names
