@@ -98,7 +98,7 @@ class _VariationalRegulariser(_Reconstructor):
         return data + lam * self.regulariser(self.image_to_channels(x))
 
     def _net(self, y):
-        return y - self.op.background_of(y) if hasattr(self.op, "background_of") else y
+        return y - self.op.background_of(y)
 
     def reconstruct(self, y: torch.Tensor, lam=None, n_iter=None, callback=None) -> torch.Tensor:
         """Gradient descent on :meth:`objective` from the first guess: ``n_iter`` steps, each

@@ -123,7 +123,7 @@ def _per_measurement(op, y, fit) -> torch.Tensor:
     op._check(y, op.range_shape, "deep image prior data y")
     with torch.inference_mode(False), torch.enable_grad():
         y = y.clone()  # an ordinary tensor, not an inference tensor
-        target = y - op.background_of(y) if hasattr(op, "background_of") else y
+        target = y - op.background_of(y)
         return torch.cat([fit(i, y[i:i + 1], target[i:i + 1]) for i in range(y.shape[0])])
 
 

@@ -97,14 +97,9 @@ class FBSEMNet(_Reconstructor):
         """The prior weights ``g_k = softplus(g_raw_k) > 0``, shape ``(n_iter,)``."""
         return nn.functional.softplus(self.g_raw)
 
-    def _background(self, y):
-        if hasattr(self.op, "background_of"):
-            return self.op.background_of(y)
-        return torch.zeros_like(y)
-
     def _reconstruct(self, y: torch.Tensor) -> torch.Tensor:
         y = y.clamp_min(0)
-        b = self._background(y)
+        b = self.op.background_of(y)
         with torch.no_grad():
             sens = self.op.adjoint(torch.ones_like(y))
             covered = sens > 1e-6 * sens.amax(dim=(-2, -1), keepdim=True)

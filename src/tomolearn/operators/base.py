@@ -197,6 +197,13 @@ class LinearOperator(Operator):
         return _Sum(self, _Scaled(other, -1.0))
 
     # -- norm ---------------------------------------------------------------
+    def background_of(self, y: torch.Tensor) -> torch.Tensor:
+        """The additive term of the measurement model ``y ~ A x + b`` for data ``y`` (same
+        shape, dtype and device): zero here; emission projectors return their randoms +
+        scatter estimate.  Methods fit ``A x`` to ``y - background_of(y)`` (least squares)
+        or use it as the Poisson model's background."""
+        return torch.zeros_like(y)
+
     def initial_reconstruction(self, y: torch.Tensor) -> torch.Tensor:
         """A first guess ``(B, C, *domain_shape)`` from data ``y``: here ``A^H y / ||A||^2``
         (one gradient step from zero with step ``1 / ||A||^2``).  Modalities override it

@@ -18,9 +18,7 @@ def _build_tv(task, op, device, lam=1.0, n_iter=150, inner_iter=10):
     likelihood method (``tuned["pet"]`` is lam chosen on pet validation images,
     ``scripts/tune_pet.py``)."""
     def solve(y):
-        if hasattr(op, "background_of"):
-            y = y - op.background_of(y)
-        return tv_fista(op, y, lam, n_iter=n_iter, inner_iter=inner_iter)
+        return tv_fista(op, y - op.background_of(y), lam, n_iter=n_iter, inner_iter=inner_iter)
 
     def recon(y):
         return solve(y).x

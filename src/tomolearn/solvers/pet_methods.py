@@ -62,12 +62,6 @@ def _data_constant(y: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], t.shape[1], -1).sum(-1)
 
 
-def _background(op, y):
-    if hasattr(op, "background_of"):
-        return op.background_of(y)
-    return torch.zeros_like(y)
-
-
 def check_counts(y: torch.Tensor) -> torch.Tensor:
     """``y`` if it is prompt counts: finite and non-negative; else ``ValueError`` saying how many
     values are bad, the worst one and where (no reconstruction is started)."""
@@ -88,7 +82,7 @@ def check_counts(y: torch.Tensor) -> torch.Tensor:
 def _em(op, y, n_iter, subsets):
     op._check(y, op.range_shape, "reconstruction data y")
     y = check_counts(y)
-    return em(op, y, PoissonLikelihood(_background(op, y)), subsets=subsets, n_iter=n_iter)
+    return em(op, y, PoissonLikelihood(op.background_of(y)), subsets=subsets, n_iter=n_iter)
 
 
 def _build_mlem(task, op, device, n_iter=50):
@@ -140,7 +134,7 @@ def _build_bsrem(task, op, device, beta=BSREM_BETA, gamma=2.0, n_iter=20, n_subs
     def solve(y):
         op._check(y, op.range_shape, "reconstruction data y")
         y = check_counts(y)
-        fidelity = PoissonLikelihood(_background(op, y))
+        fidelity = PoissonLikelihood(op.background_of(y))
         x0 = em(op, y, fidelity, subsets=m, n_iter=init_iter).x if init_iter > 0 else None
         start = x0 if x0 is not None else torch.ones((1, 1) + tuple(op.domain_shape),
                                                      dtype=y.dtype, device=y.device)
