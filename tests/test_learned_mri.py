@@ -272,7 +272,11 @@ def test_complex_losses():
     assert float(_complex_loss(out, x, "l1")) == 5.0
 
 
-@pytest.mark.parametrize("name", ["modl-brain-4x", "varnet-brain-4x", "varnet-brain-8x"])
+SHIPPED_MRI = [f"{arch}-brain-{r}x" for arch in ("lgd", "lpd", "modl", "varnet") for r in (4, 8)
+               if (arch, r) != ("lpd", 8)]  # LPD ships at 4x only (docs/mri.md)
+
+
+@pytest.mark.parametrize("name", SHIPPED_MRI)
 def test_shipped_configurations_validate_and_build(name):
     config = load_config(CONFIGS / f"{name}.yaml")
     arch = name.split("-")[0]
@@ -283,6 +287,36 @@ def test_shipped_configurations_validate_and_build(name):
     assert config["data"]["family"] in tl.data.FAMILIES
     model = build_model(arch, t.operator(), **config["model"]["params"])
     assert model.image_shape == t.image_shape
+
+
+def test_each_task_gets_the_weights_trained_closest_to_it():
+    from tomolearn.studies import default_methods
+    from tomolearn.studies.demo import demo_methods
+    from tomolearn.weights import WeightsError, available, shipped_weights_for
+
+    assert set(SHIPPED_MRI) <= set(available())
+    mri4 = tl.task("mri")
+    mri8 = mri4.updated({"acceleration": 8.0, "center_fraction": 0.04})
+    for arch in ("lgd", "modl", "varnet"):
+        assert shipped_weights_for(arch, mri4) == f"{arch}-brain-4x"
+        assert shipped_weights_for(arch, mri8) == f"{arch}-brain-8x"
+        # another mask at 8x is still closer to the 8x weights than to the 4x ones
+        assert shipped_weights_for(arch, mri8.updated({"mask": "random"})) == f"{arch}-brain-8x"
+    assert shipped_weights_for("lpd", mri4) == shipped_weights_for("lpd", mri8) == "lpd-brain-4x"
+    # a CT task never gets MRI weights, even one that shares a field (the image size) with them
+    ct160 = tl.task("ct").updated({"image_size": 160})
+    assert shipped_weights_for("lgd", ct160) == shipped_weights_for("lgd", tl.task("ct")) \
+        == "lgd-ellipses"
+    with pytest.raises(WeightsError, match="none of its installed weights.*'mri'"):
+        shipped_weights_for("fbpconvnet", mri4)
+    with pytest.raises(WeightsError, match="'pet'"):
+        shipped_weights_for("lpd", tl.task("pet"))
+    assert {"lgd", "lpd", "modl", "varnet"} <= set(default_methods("mri"))
+    assert "fbpconvnet" not in default_methods("mri")
+    # the demo keeps its three minutes: the task names the methods it shows
+    assert demo_methods("mri") == ["zero-filled", "grappa", "sense", "cs-tv", "cs-wavelet",
+                                   "varnet", "modl"]
+    assert demo_methods("ct") == default_methods("ct")
 
 
 def test_shipped_varnet_beats_sense_on_held_out_brains():
@@ -337,3 +371,14 @@ def test_shipped_modl_beats_sense_on_held_out_brains():
     assert modl.dtype == torch.complex64 and modl.shape == x.shape
     sense = build_method("sense", t, op=op)(y)
     assert float((tl.metrics.psnr(modl, x) - tl.metrics.psnr(sense, x)).min()) > 4.0
+
+
+def test_evaluate_model_names_the_weights_the_task_would_use(capsys):
+    from test_cli import main_in_process
+
+    status, _, err = main_in_process(["evaluate", "--task", "mri", "--model", "lgd-brain-8x",
+                                      "--n", "1"], capsys)
+    assert status == 2 and "uses lgd-brain-4x for this task" in err
+    status, _, err = main_in_process(["evaluate", "--task", "pet", "--methods", "lpd",
+                                      "--n", "1"], capsys)
+    assert status == 2 and "unknown method 'lpd'" in err

@@ -407,16 +407,16 @@ def _build_shipped(name: str):
 SHIPPED_METHODS = {
     "fbpconvnet": (("fbpconvnet-ellipses",), _fbpconvnet, "FBP + U-Net (Jin et al. 2017)",
                    ("ct",)),
-    "lgd": (("lgd-ellipses",), LearnedGradientDescent,
-            "learned gradient descent (Adler & Oktem 2017)", ("ct",)),
-    "lpd": (("lpd-ellipses",), LearnedPrimalDual, "learned primal-dual (Adler & Oktem 2018)",
-            ("ct",)),
+    "lgd": (("lgd-ellipses", "lgd-brain-4x", "lgd-brain-8x"), LearnedGradientDescent,
+            "learned gradient descent (Adler & Oktem 2017)", ("ct", "mri")),
+    "lpd": (("lpd-ellipses", "lpd-brain-4x"), LearnedPrimalDual,
+            "learned primal-dual (Adler & Oktem 2018)", ("ct", "mri")),
     "lpd-ensemble": (("lpd-ensemble",), None, "deep ensemble of learned primal-dual models",
                      ("ct",)),
     "varnet": (("varnet-brain-4x", "varnet-brain-8x"), VarNet,
                "end-to-end variational network with sensitivity estimation (after Sriram et al. "
                "2020); the 4x or 8x weights, whichever were trained closer to the task", ("mri",)),
-    "modl": (("modl-brain-4x",), MoDL, "MoDL: CNN denoiser + conjugate-gradient data "
+    "modl": (("modl-brain-4x", "modl-brain-8x"), MoDL, "MoDL: CNN denoiser + conjugate-gradient data "
                                       "consistency (Aggarwal, Mani & Jacob 2019)", ("mri",)),
 }
 for _name, (_weights, _architecture, _description, _tasks) in SHIPPED_METHODS.items():
