@@ -416,6 +416,9 @@ SHIPPED_METHODS = {
     "varnet": (("varnet-brain-4x", "varnet-brain-8x"), VarNet,
                "end-to-end variational network with sensitivity estimation (after Sriram et al. "
                "2020); the 4x or 8x weights, whichever were trained closer to the task", ("mri",)),
+    "fbsem": (("fbsem-pet-1e6", "fbsem-pet-1e5"), FBSEMNet,
+              "FBSEM-Net: unrolled MAP-EM with a shared residual CNN prior (Mehranian & Reader "
+              "2021); the weights trained at the nearer count level", ("pet",)),
     "modl": (("modl-brain-4x", "modl-brain-8x"), MoDL, "MoDL: CNN denoiser + conjugate-gradient data "
                                       "consistency (Aggarwal, Mani & Jacob 2019)", ("mri",)),
 }
@@ -423,8 +426,6 @@ for _name, (_weights, _architecture, _description, _tasks) in SHIPPED_METHODS.it
     register_method(_name, _build_shipped(_name), tasks=_tasks, defaults={"amp": False},
                     kind="learned", weights=_weights[0], weight_variants=_weights,
                     architecture=_architecture, description=_description)
-register_architecture("fbsem", FBSEMNet, "FBSEM-Net: unrolled MAP-EM with a shared residual CNN "
-                                         "prior (Mehranian & Reader 2021)")
 register_architecture("educated-dip", EducatedDIPNet,
                       "the educated DIP's network, pretrained from first guesses to images "
                       "(Barbano et al. 2022)")
