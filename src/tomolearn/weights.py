@@ -419,8 +419,9 @@ SHIPPED_METHODS = {
     "fbsem": (("fbsem-pet-1e6", "fbsem-pet-1e5"), FBSEMNet,
               "FBSEM-Net: unrolled MAP-EM with a shared residual CNN prior (Mehranian & Reader "
               "2021); the weights trained at the nearer count level", ("pet",)),
-    "modl": (("modl-brain-4x", "modl-brain-8x"), MoDL, "MoDL: CNN denoiser + conjugate-gradient data "
-                                      "consistency (Aggarwal, Mani & Jacob 2019)", ("mri",)),
+    "modl": (("modl-brain-4x", "modl-brain-8x"), MoDL,
+             "MoDL: CNN denoiser + conjugate-gradient data consistency (Aggarwal, Mani & "
+             "Jacob 2019)", ("mri",)),
 }
 for _name, (_weights, _architecture, _description, _tasks) in SHIPPED_METHODS.items():
     register_method(_name, _build_shipped(_name), tasks=_tasks, defaults={"amp": False},

@@ -58,15 +58,15 @@ Modules
 ``blocks``
     Building blocks shared by the networks (parameter count, the
     convolution block of the unrolled methods).
-``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``dip``, ``denoisers``, ``adversarial``, ``ensemble``
+``unet``, ``fbpconvnet``, ``lgd``, ``lpd``, ``modl``, ``fbsem``, ``varnet``, ``dip``,
+``denoisers``, ``adversarial``, ``ensemble``
     One model each.
 """
 
 from .adversarial import AdversarialRegulariser, ConvexAdversarialRegulariser
 from .base import _Reconstructor  # noqa: F401
-from . import dip  # noqa: F401  (registers the methods dip and dip-tv)
 from .denoisers import DnCNN, DRUNet, ImageDenoiser
-from .dip import EducatedDIPNet, SkipNet
+from .dip import EducatedDIPNet, SkipNet  # importing dip registers the methods dip, dip-tv
 from .ensemble import DeepEnsemble
 from .fbsem import FBSEMNet
 from .fbpconvnet import FBPConvNet

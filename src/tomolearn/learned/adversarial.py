@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..solvers import LeastSquares
 from .base import _Reconstructor
 
 __all__ = ["AdversarialRegulariser", "ConvexAdversarialRegulariser", "critic_loss"]
@@ -92,9 +93,7 @@ class _VariationalRegulariser(_Reconstructor):
     def objective(self, x: torch.Tensor, y: torch.Tensor, lam=None) -> torch.Tensor:
         """``1/2 ||A x - (y - b)||^2 + lam R(x)`` per image, ``(B,)``."""
         lam = self.lam if lam is None else float(lam)
-        r = self.op(x) - self._net(y)
-        data = 0.5 * torch.view_as_real(r).pow(2).reshape(r.shape[0], -1).sum(1) \
-            if r.is_complex() else 0.5 * r.pow(2).reshape(r.shape[0], -1).sum(1)
+        data = LeastSquares().value_at(self.op(x), self._net(y)).sum(1)  # (B, 1) -> (B,)
         return data + lam * self.regulariser(self.image_to_channels(x))
 
     def _net(self, y):

@@ -42,8 +42,9 @@ def _conv_block(c_in: int, c_out: int, channels: int) -> nn.Sequential:
 
 
 class ResidualDenoiser(nn.Sequential):
-    """The residual denoiser body of MoDL and FBSEM-Net: ``layers`` 3x3 convolutions, ``channels`` wide, each but the
-    last followed by (batch norm and) ReLU; ``c -> channels -> ... -> c`` real channels."""
+    """The residual denoiser body of MoDL and FBSEM-Net: ``layers`` 3x3 convolutions,
+    ``channels`` wide, each but the last followed by (batch norm and) ReLU; ``c -> channels
+    -> ... -> c`` real channels."""
 
     def __init__(self, c: int, channels: int, layers: int, norm: str):
         mods = []

@@ -81,7 +81,8 @@ class ImageDenoiser(_ShapedModule):
     def with_operator(self, op) -> "ImageDenoiser":
         """``self`` for an operator with images of the same kind (real or complex)."""
         if bool(op.requires_complex) != self.is_complex:
-            raise ValueError(f"this denoiser was trained on {'complex' if self.is_complex else 'real'}"
+            kind = "complex" if self.is_complex else "real"
+            raise ValueError(f"this denoiser was trained on {kind}"
                              f" images; the operator's are not")
         return self
 

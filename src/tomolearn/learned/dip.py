@@ -86,7 +86,8 @@ class SkipNet(nn.Module):
             else None for i in range(scales))
         self.up = nn.ModuleList(
             nn.Sequential(nn.BatchNorm2d(channels + skip_channels),
-                          _conv(channels + skip_channels, channels, 3), _conv(channels, channels, 1))
+                          _conv(channels + skip_channels, channels, 3),
+                          _conv(channels, channels, 1))
             for _ in range(scales))
         self.out = nn.Conv2d(channels, out_channels, 1)
 

@@ -40,7 +40,8 @@ __all__ = ["Scanner", "SCANNERS", "scanner", "GaussianPSF", "PETProjector", "gau
            "scatter_estimate", "BODIES", "FOV_MM", "MU_WATER", "MU_LUNG", "MU_BONE",
            "NEMA_RATIO", "NEMA_SPHERES_MM", "body_mu", "MU_MAX", "check_mu_map",
            "nema_geometry", "nema_iq", "pet_torso",
-           "PETTask", "em_iterations", "n_subsets_for", "TOFProjector", "tof_fwhm_mm", "tof_kernels",
+           "PETTask", "em_iterations", "n_subsets_for",
+           "TOFProjector", "tof_fwhm_mm", "tof_kernels",
            "nema_figures", "roi_mean",
            "InterfileError", "read_interfile", "write_interfile_image",
            "write_interfile_sinogram", "read_pet_dicom"]
